@@ -1,0 +1,29 @@
+//! The maps shared by the programs.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{HashMap, PerCpuArray, RingBuf},
+};
+use cowtrace_common::{Counter, FaultInFlight};
+
+/// The one ring buffer of tagged records. User space sets its size before load.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
+
+/// Processes (thread group ids) being traced. Forks of traced processes are added in the
+/// kernel, before the child first runs, so no early fault of a child is missed.
+#[map]
+pub static TRACED: HashMap<u32, u32> = HashMap::with_max_entries(32 * 1024, 0);
+
+/// The fault each thread is in the middle of, keyed by thread id. A fault can sleep and move
+/// between CPUs, so per-CPU storage would not do.
+#[map]
+pub static INFLIGHT: HashMap<u32, FaultInFlight> = HashMap::with_max_entries(32 * 1024, 0);
+
+/// Clone flags of a task just created, from `task_newtask` until `sched_process_fork` reports it.
+#[map]
+pub static PENDING_CLONE: HashMap<u32, u64> = HashMap::with_max_entries(4 * 1024, 0);
+
+/// [`Counter`] slots, per CPU so counting never contends.
+#[map]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);

@@ -1,0 +1,418 @@
+//! A tracing session: load the probes, start or join the traced processes, turn ring buffer
+//! records into the model, the live table and JSON lines, and finish with exact loss counts.
+
+use std::{
+    fs::File,
+    io::{self, BufWriter, IsTerminal as _, Write},
+    path::PathBuf,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context as _, Result, bail};
+use cowtrace_common::Counter;
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    signal::unix::{SignalKind, signal},
+};
+
+use crate::{
+    cli::{OutputArgs, TraceArgs},
+    commands::require_root,
+    model::ProcessTable,
+    probes::{ProbeMaps, ProbeOptions, Probes},
+    records::{
+        Record, decode,
+        json::{EndLine, JsonLine, SCHEMA_VERSION, StartLine},
+    },
+    ui,
+};
+
+/// What to trace.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// Run this command and trace it (and its children) from its first instruction.
+    Command(Vec<String>),
+    /// Trace these running processes and their future children.
+    Pids(Vec<u32>),
+    /// Everything but cowtrace.
+    All,
+}
+
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    pub target: Target,
+    pub json: Option<PathBuf>,
+    pub interval: Option<Duration>,
+    pub count: Option<u64>,
+    pub output: OutputArgs,
+    /// Keep every decoded record in memory (for workload checks).
+    pub keep_records: bool,
+}
+
+/// The result of a finished session.
+pub struct SessionOutcome {
+    pub table: ProcessTable,
+    pub end: EndLine,
+    pub records: Vec<Record>,
+    pub page_size: u64,
+    /// Pid of the traced command (mode `command`).
+    pub command_pid: Option<u32>,
+}
+
+pub async fn trace_command(args: TraceArgs) -> Result<i32> {
+    let target = if args.all {
+        Target::All
+    } else if !args.pids.is_empty() {
+        if !args.command.is_empty() {
+            bail!("give either -p PID or a command after --, not both");
+        }
+        Target::Pids(args.pids.clone())
+    } else if !args.command.is_empty() {
+        Target::Command(args.command.clone())
+    } else {
+        bail!(
+            "nothing to trace: give a command after --, -p PID, or -a (see cowtrace trace --help)"
+        );
+    };
+    let outcome = run_session(SessionOptions {
+        target,
+        json: args.json,
+        interval: args.interval.map(Duration::from_secs),
+        count: args.count,
+        output: args.output,
+        keep_records: false,
+    })
+    .await?;
+    let mut out = io::stderr();
+    let _ = write!(
+        out,
+        "{}",
+        ui::summary(&outcome.table, &outcome.end, outcome.page_size)
+    );
+    // Like `perf stat -- CMD`: the traced command's exit code is ours.
+    Ok(outcome.end.command_exit_code.unwrap_or(0))
+}
+
+pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
+    require_root()?;
+    if let Target::Pids(pids) = &options.target {
+        for pid in pids {
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                bail!("no such process: {pid}");
+            }
+        }
+    }
+    let json_to_stdout = options.json.as_deref() == Some(std::path::Path::new("-"));
+    let mut json = open_json(options.json.as_ref())?;
+    let page_size = page_size();
+    let started = Instant::now();
+
+    let (mut probes, ring_buffer, mut maps) = Probes::load(ProbeOptions {
+        trace_all: matches!(options.target, Target::All),
+        ring_buffer_bytes: options.output.ring_buffer_mb * 1024 * 1024,
+    })?;
+    // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd until `into_inner`, so
+    // the fd stays open for as long as it is registered.
+    let mut ring_buffer =
+        unsafe { AsyncFd::register_with_interest(ring_buffer, Interest::READABLE) }
+            .map_err(|error| anyhow::anyhow!("polling the ring buffer: {error}"))?;
+    let own_pid = std::process::id();
+    let mut table = ProcessTable::new();
+
+    // Start or join the processes to trace.
+    let mut child = None;
+    let mut initial_pids = Vec::new();
+    match &options.target {
+        Target::Command(command) => {
+            // The child must be traced from its first instruction. While we spawn it, our own
+            // process is in the traced set, so the kernel adds the child at fork time; then we
+            // leave the set. Our own records are dropped below.
+            maps.trace_process(own_pid)?;
+            let spawned = tokio::process::Command::new(&command[0])
+                .args(&command[1..])
+                .spawn();
+            maps.untrace_process(own_pid)?;
+            let spawned = spawned.with_context(|| format!("cannot run `{}`", command[0]))?;
+            let pid = spawned
+                .id()
+                .context("child exited before it could be traced")?;
+            table.add_process(pid, &command_name(&command[0]), None);
+            initial_pids.push(pid);
+            child = Some(spawned);
+        }
+        Target::Pids(pids) => {
+            for &pid in pids {
+                maps.trace_process(pid)?;
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .map(|comm| comm.trim().to_string())
+                    .unwrap_or_else(|_| "?".into());
+                table.add_process(pid, &comm, None);
+                initial_pids.push(pid);
+            }
+        }
+        Target::All => {}
+    }
+
+    let live_terminal = !options.output.quiet && !json_to_stdout && io::stdout().is_terminal();
+    let interval = options
+        .interval
+        .or(live_terminal.then_some(Duration::from_secs(1)));
+    if let Some(json) = json.as_mut() {
+        write_json(
+            json,
+            &JsonLine::Start(start_line(&options, &probes, &initial_pids, page_size)),
+        )?;
+    }
+    if !options.output.quiet {
+        banner(&options.target, &initial_pids, &probes, json_to_stdout);
+    }
+
+    let mut records = Vec::new();
+    let mut received = 0u64;
+    let mut handle = |record: Record,
+                      table: &mut ProcessTable,
+                      json: &mut Option<Box<dyn Write>>|
+     -> Result<()> {
+        received += 1;
+        if record.pid() == own_pid {
+            return Ok(());
+        }
+        table.apply(&record);
+        if let Some(json) = json.as_mut() {
+            write_json(json, &JsonLine::from(&record))?;
+        }
+        if options.keep_records {
+            records.push(record);
+        }
+        Ok(())
+    };
+
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut ticker = interval
+        .map(|period| tokio::time::interval_at(tokio::time::Instant::now() + period, period));
+    let mut tables_printed = 0u64;
+    let mut command_exit_code = None;
+    loop {
+        tokio::select! {
+            guard = ring_buffer.readable_mut() => {
+                let mut guard = guard?;
+                let ring = guard.get_inner_mut();
+                while let Some(item) = ring.next() {
+                    handle(decode(&item)?, &mut table, &mut json)?;
+                }
+                guard.clear_ready();
+                probes.flush_logs();
+                if matches!(options.target, Target::Pids(_)) && table.live_count() == 0 {
+                    break; // every traced process has exited
+                }
+            }
+            _ = tick(&mut ticker) => {
+                print_live_table(&table, live_terminal, json_to_stdout);
+                tables_printed += 1;
+                if options.count.is_some_and(|count| tables_printed >= count) {
+                    break;
+                }
+            }
+            status = wait_child(&mut child) => {
+                let status = status.context("waiting for the traced command")?;
+                command_exit_code = status.code();
+                break;
+            }
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
+        }
+    }
+
+    // Detach first, then drain: no record can be produced after the counters are read, so
+    // received + dropped = produced holds exactly.
+    probes.detach();
+    if let Some(child) = child.as_mut() {
+        if command_exit_code.is_none() {
+            // Stopped by a signal or the count: the command goes on untraced; reap it if done.
+            if let Ok(Some(status)) = child.try_wait() {
+                command_exit_code = status.code();
+            }
+        }
+    }
+    let mut ring_buffer = ring_buffer.into_inner();
+    while let Some(item) = ring_buffer.next() {
+        let record = decode(&item)?;
+        drop(item);
+        handle(record, &mut table, &mut json)?;
+    }
+    let end = end_line(&maps, received, started.elapsed(), command_exit_code)?;
+    if let Some(json) = json.as_mut() {
+        write_json(json, &JsonLine::End(end.clone()))?;
+        json.flush().context("writing the JSON output")?;
+    }
+    Ok(SessionOutcome {
+        table,
+        end,
+        records,
+        page_size,
+        command_pid: initial_pids.first().copied().filter(|_| child.is_some()),
+    })
+}
+
+async fn tick(ticker: &mut Option<tokio::time::Interval>) {
+    match ticker {
+        Some(ticker) => {
+            ticker.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn wait_child(
+    child: &mut Option<tokio::process::Child>,
+) -> io::Result<std::process::ExitStatus> {
+    match child {
+        Some(child) => child.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn end_line(
+    maps: &ProbeMaps,
+    received: u64,
+    elapsed: Duration,
+    command_exit_code: Option<i32>,
+) -> Result<EndLine> {
+    Ok(EndLine {
+        records_produced: maps.counter(Counter::RecordsProduced)?,
+        records_received: received,
+        records_dropped: maps.counter(Counter::RecordsDropped)?,
+        faults_incomplete: maps.counter(Counter::FaultsIncomplete)?,
+        inflight_map_full: maps.counter(Counter::InflightMapFull)?,
+        traced_set_full: maps.counter(Counter::TracedSetFull)?,
+        duration_ns: elapsed.as_nanos() as u64,
+        command_exit_code,
+    })
+}
+
+fn open_json(path: Option<&PathBuf>) -> Result<Option<Box<dyn Write>>> {
+    Ok(match path {
+        None => None,
+        Some(path) if path.as_os_str() == "-" => Some(Box::new(BufWriter::new(io::stdout()))),
+        Some(path) => {
+            let file =
+                File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            Some(Box::new(BufWriter::new(file)))
+        }
+    })
+}
+
+fn write_json(out: &mut Box<dyn Write>, line: &JsonLine) -> Result<()> {
+    serde_json::to_writer(&mut *out, line).context("writing the JSON output")?;
+    out.write_all(b"\n").context("writing the JSON output")?;
+    Ok(())
+}
+
+fn start_line(
+    options: &SessionOptions,
+    probes: &Probes,
+    pids: &[u32],
+    page_size: u64,
+) -> StartLine {
+    let (mode, command) = match &options.target {
+        Target::Command(command) => ("command", command.clone()),
+        Target::Pids(_) => ("pid", Vec::new()),
+        Target::All => ("all", Vec::new()),
+    };
+    StartLine {
+        schema: SCHEMA_VERSION,
+        cowtrace_version: env!("CARGO_PKG_VERSION").to_string(),
+        kernel: kernel_release(),
+        page_size,
+        mode: mode.to_string(),
+        command,
+        pids: pids.to_vec(),
+        monotonic_ns: monotonic_ns(),
+        unix_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+        probes_attached: probes.features.attached.clone(),
+        probes_off: probes.features.turned_off.clone(),
+    }
+}
+
+fn banner(target: &Target, pids: &[u32], probes: &Probes, to_stderr: bool) {
+    let what = match target {
+        Target::Command(command) => format!("`{}` (pid {})", command.join(" "), pids[0]),
+        Target::Pids(_) => format!(
+            "pid {}",
+            pids.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Target::All => "all processes".to_string(),
+    };
+    let mut text = format!(
+        "Tracing page faults of {what} and its children; {} tracepoints attached. Ctrl-C to end.\n",
+        probes.features.attached.len()
+    );
+    if matches!(target, Target::All) {
+        text = format!(
+            "Tracing page faults of all processes; {} tracepoints attached. Ctrl-C to end.\n",
+            probes.features.attached.len()
+        );
+    }
+    for off in &probes.features.turned_off {
+        text.push_str(&format!("  turned off: {off}\n"));
+    }
+    if to_stderr {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+}
+
+fn print_live_table(table: &ProcessTable, live_terminal: bool, json_to_stdout: bool) {
+    // Standard output may carry the JSON lines: tables then go to standard error.
+    let mut out: Box<dyn Write> = if json_to_stdout {
+        Box::new(io::stderr())
+    } else {
+        Box::new(io::stdout().lock())
+    };
+    if live_terminal {
+        // Redraw in place, like top.
+        let _ = write!(out, "\x1b[H\x1b[2J");
+    }
+    let _ = write!(out, "{}", ui::process_table(table));
+    if !live_terminal {
+        let _ = writeln!(out);
+    }
+    let _ = out.flush();
+}
+
+fn command_name(program: &str) -> String {
+    std::path::Path::new(program)
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| program.to_string())
+}
+
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if size > 0 { size as u64 } else { 4096 }
+}
+
+fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}

@@ -1,0 +1,57 @@
+//! cowtrace: which pages a parent and child still share after fork(), which were copied and
+//! when, which write reused a page instead of copying it, and how file mappings fault in.
+//!
+//! Architecture, one folder each: `probes` (load and attach the eBPF programs) → `records`
+//! (decode the ring buffer, JSON lines) → `model` (per-process state, plain Rust) → `ui`.
+
+mod cli;
+mod commands;
+mod model;
+mod probes;
+mod records;
+mod ui;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    // The workload runs before any runtime starts: it forks, and a forked child of a
+    // multi-threaded runtime could deadlock.
+    if let Command::Workload { name, report } = &cli.command {
+        return match cowtrace_workloads::run(name, report.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => fail(&error),
+        };
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&error.into()),
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Trace(args) => commands::trace::trace_command(args).await,
+            Command::Run(args) => commands::run::run_command(args).await,
+            Command::Workload { .. } => unreachable!("handled above"),
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(error) => fail(&error),
+    }
+}
+
+/// One clear message, with its causes, and a non-zero exit.
+fn fail(error: &anyhow::Error) -> ExitCode {
+    eprintln!("cowtrace: error: {error:#}");
+    ExitCode::from(2)
+}

@@ -1,0 +1,328 @@
+//! The model: per-process fault counts rebuilt from the record stream. Plain Rust, no BPF:
+//! it is driven by decoded records and unit-tested with synthetic ones.
+
+pub mod frames;
+
+use std::collections::HashMap;
+
+use cowtrace_common::{FaultKind, ForkKind};
+
+use crate::records::{Record, comm_to_string};
+
+/// What one process did, as far as the trace saw.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessStats {
+    pub pid: u32,
+    pub comm: String,
+    /// The traced process that forked this one, if the fork was seen.
+    pub parent: Option<u32>,
+    pub faults_by_kind: [u64; FaultKind::COUNT],
+    pub latency_ns_by_kind: [u64; FaultKind::COUNT],
+    /// Processes this one forked (copy-on-write children).
+    pub forks: u64,
+    /// Children sharing its memory (vfork, posix_spawn).
+    pub shared_vm_children: u64,
+    pub threads: u64,
+    pub execs: u64,
+    pub exited: bool,
+}
+
+impl ProcessStats {
+    pub fn count(&self, kind: FaultKind) -> u64 {
+        self.faults_by_kind[kind as usize]
+    }
+
+    pub fn faults(&self) -> u64 {
+        self.faults_by_kind.iter().sum()
+    }
+
+    /// Frames this process got by copying: COW copies of anonymous pages and copies of private
+    /// file pages.
+    pub fn pages_copied(&self) -> u64 {
+        self.count(FaultKind::CowCopy) + self.count(FaultKind::FilePrivateCopy)
+    }
+
+    pub fn pages_reused(&self) -> u64 {
+        self.count(FaultKind::CowReuse)
+    }
+
+    pub fn mean_latency_ns(&self, kind: FaultKind) -> Option<u64> {
+        let count = self.count(kind);
+        (count > 0).then(|| self.latency_ns_by_kind[kind as usize] / count)
+    }
+
+    fn add(&mut self, other: &ProcessStats) {
+        for kind in 0..FaultKind::COUNT {
+            self.faults_by_kind[kind] += other.faults_by_kind[kind];
+            self.latency_ns_by_kind[kind] += other.latency_ns_by_kind[kind];
+        }
+        self.forks += other.forks;
+        self.shared_vm_children += other.shared_vm_children;
+        self.threads += other.threads;
+        self.execs += other.execs;
+    }
+}
+
+/// All processes seen, in the order they appeared. A pid reused after its process exited gets
+/// a new entry, so two processes are never merged.
+#[derive(Clone, Debug, Default)]
+pub struct ProcessTable {
+    entries: Vec<ProcessStats>,
+    current: HashMap<u32, usize>,
+    unknown_fault_kinds: u64,
+}
+
+impl ProcessTable {
+    pub fn new() -> ProcessTable {
+        ProcessTable::default()
+    }
+
+    /// Registers a process traced from the start (its comm comes from /proc).
+    pub fn add_process(&mut self, pid: u32, comm: &str, parent: Option<u32>) {
+        let index = self.entries.len();
+        self.entries.push(ProcessStats {
+            pid,
+            comm: comm.to_string(),
+            parent,
+            ..Default::default()
+        });
+        self.current.insert(pid, index);
+    }
+
+    /// The live entry for `pid`, created on first sight.
+    fn entry(&mut self, pid: u32) -> &mut ProcessStats {
+        let index = match self.current.get(&pid) {
+            Some(&index) => index,
+            None => {
+                self.add_process(pid, "?", None);
+                self.entries.len() - 1
+            }
+        };
+        &mut self.entries[index]
+    }
+
+    pub fn apply(&mut self, record: &Record) {
+        match record {
+            Record::Fault(fault) => match FaultKind::from_u32(fault.kind) {
+                Some(kind) => {
+                    let process = self.entry(fault.header.pid);
+                    process.faults_by_kind[kind as usize] += 1;
+                    process.latency_ns_by_kind[kind as usize] += fault.latency_ns;
+                }
+                None => self.unknown_fault_kinds += 1,
+            },
+            Record::Fork(fork) => {
+                let parent = fork.header.pid;
+                let comm = comm_to_string(&fork.comm);
+                match ForkKind::from_clone_flags(fork.clone_flags) {
+                    ForkKind::Thread => self.entry(parent).threads += 1,
+                    kind => {
+                        let process = self.entry(parent);
+                        if kind == ForkKind::Fork {
+                            process.forks += 1;
+                        } else {
+                            process.shared_vm_children += 1;
+                        }
+                        // A new process, even if an exited one had this pid before.
+                        self.add_process(fork.child_pid, &comm, Some(parent));
+                    }
+                }
+            }
+            Record::Exec(exec) => {
+                let process = self.entry(exec.header.pid);
+                process.execs += 1;
+                process.comm = comm_to_string(&exec.comm);
+            }
+            Record::Exit(exit) => {
+                if exit.group_dead != 0 {
+                    let process = self.entry(exit.header.pid);
+                    process.exited = true;
+                    if process.comm == "?" {
+                        process.comm = comm_to_string(&exit.comm);
+                    }
+                    self.current.remove(&exit.header.pid);
+                }
+            }
+        }
+    }
+
+    pub fn processes(&self) -> &[ProcessStats] {
+        &self.entries
+    }
+
+    /// The current (latest) process with this pid.
+    pub fn process(&self, pid: u32) -> Option<&ProcessStats> {
+        self.current.get(&pid).map(|&index| &self.entries[index])
+    }
+
+    pub fn live_count(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|process| !process.exited)
+            .count()
+    }
+
+    pub fn totals(&self) -> ProcessStats {
+        let mut totals = ProcessStats {
+            comm: "total".into(),
+            ..Default::default()
+        };
+        for process in &self.entries {
+            totals.add(process);
+        }
+        totals
+    }
+
+    /// Fault records whose kind this build does not know (newer kernel side).
+    pub fn unknown_fault_kinds(&self) -> u64 {
+        self.unknown_fault_kinds
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cowtrace_common::{
+        ExecRecord, ExitRecord, FaultRecord, ForkRecord, RecordHeader, RecordType, clone_flags,
+    };
+
+    use super::*;
+
+    fn header(record_type: RecordType, pid: u32) -> RecordHeader {
+        RecordHeader {
+            record_type: record_type as u32,
+            pid,
+            tid: pid,
+            ..Default::default()
+        }
+    }
+
+    fn fault(pid: u32, kind: FaultKind, latency_ns: u64) -> Record {
+        Record::Fault(FaultRecord {
+            header: header(RecordType::Fault, pid),
+            kind: kind as u32,
+            latency_ns,
+            ..Default::default()
+        })
+    }
+
+    fn fork(parent: u32, child: u32, flags: u64) -> Record {
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"work");
+        Record::Fork(ForkRecord {
+            header: header(RecordType::Fork, parent),
+            clone_flags: flags,
+            child_pid: if flags & clone_flags::CLONE_THREAD != 0 {
+                parent
+            } else {
+                child
+            },
+            child_tid: child,
+            comm,
+        })
+    }
+
+    fn exit(pid: u32) -> Record {
+        Record::Exit(ExitRecord {
+            header: header(RecordType::Exit, pid),
+            group_dead: 1,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn counts_faults_per_process_and_kind() {
+        let mut table = ProcessTable::new();
+        table.add_process(100, "parent", None);
+        for _ in 0..1009 {
+            table.apply(&fault(100, FaultKind::AnonFirstTouch, 3_000));
+        }
+        table.apply(&fork(100, 101, 0x11));
+        for _ in 0..503 {
+            table.apply(&fault(101, FaultKind::CowCopy, 4_000));
+        }
+        for _ in 0..257 {
+            table.apply(&fault(100, FaultKind::CowReuse, 1_000));
+        }
+        for _ in 0..251 {
+            table.apply(&fault(100, FaultKind::CowCopy, 2_000));
+        }
+        let parent = table.process(100).unwrap();
+        assert_eq!(parent.count(FaultKind::AnonFirstTouch), 1009);
+        assert_eq!(parent.pages_copied(), 251);
+        assert_eq!(parent.pages_reused(), 257);
+        assert_eq!(parent.forks, 1);
+        assert_eq!(parent.mean_latency_ns(FaultKind::CowReuse), Some(1_000));
+        let child = table.process(101).unwrap();
+        assert_eq!(child.parent, Some(100));
+        assert_eq!(child.comm, "work");
+        assert_eq!(child.pages_copied(), 503);
+        assert_eq!(child.pages_reused(), 0);
+        let totals = table.totals();
+        assert_eq!(totals.faults(), 1009 + 503 + 257 + 251);
+        assert_eq!(totals.pages_copied(), 754);
+    }
+
+    #[test]
+    fn threads_and_vforks_are_not_forks() {
+        let mut table = ProcessTable::new();
+        table.add_process(10, "p", None);
+        table.apply(&fork(
+            10,
+            11,
+            clone_flags::CLONE_VM | clone_flags::CLONE_THREAD,
+        ));
+        table.apply(&fork(
+            10,
+            12,
+            clone_flags::CLONE_VM | clone_flags::CLONE_VFORK,
+        ));
+        let parent = table.process(10).unwrap();
+        assert_eq!(
+            (parent.threads, parent.shared_vm_children, parent.forks),
+            (1, 1, 0)
+        );
+        // A thread is no process of its own; the vfork child is.
+        assert!(table.process(11).is_none());
+        assert_eq!(table.processes().len(), 2);
+    }
+
+    #[test]
+    fn a_reused_pid_starts_a_new_process() {
+        let mut table = ProcessTable::new();
+        table.add_process(10, "p", None);
+        table.apply(&fork(10, 20, 0x11));
+        table.apply(&fault(20, FaultKind::CowCopy, 1));
+        table.apply(&exit(20));
+        assert_eq!(table.live_count(), 1);
+        table.apply(&fork(10, 20, 0x11));
+        table.apply(&fault(20, FaultKind::ZeroPage, 1));
+        let entries: Vec<_> = table.processes().iter().filter(|p| p.pid == 20).collect();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].count(FaultKind::CowCopy), 1);
+        assert_eq!(entries[0].count(FaultKind::ZeroPage), 0);
+        assert_eq!(entries[1].count(FaultKind::ZeroPage), 1);
+        assert!(entries[0].exited && !entries[1].exited);
+    }
+
+    #[test]
+    fn exec_renames_and_unknown_kinds_are_counted_not_guessed() {
+        let mut table = ProcessTable::new();
+        let mut comm = [0u8; 16];
+        comm[..2].copy_from_slice(b"ls");
+        table.apply(&Record::Exec(ExecRecord {
+            header: header(RecordType::Exec, 5),
+            old_tid: 5,
+            reserved: 0,
+            comm,
+        }));
+        assert_eq!(table.process(5).unwrap().comm, "ls");
+        assert_eq!(table.process(5).unwrap().execs, 1);
+        table.apply(&Record::Fault(FaultRecord {
+            header: header(RecordType::Fault, 5),
+            kind: 999,
+            ..Default::default()
+        }));
+        assert_eq!(table.unknown_fault_kinds(), 1);
+        assert_eq!(table.process(5).unwrap().faults(), 0);
+    }
+}

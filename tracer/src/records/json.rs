@@ -1,0 +1,248 @@
+//! The `--json` output: JSON lines, one object per line, each with a `type`. The schema is
+//! documented in `docs/json-schema.md`; bump [`SCHEMA_VERSION`] on incompatible changes.
+//!
+//! A file starts with one `start` line, then `fault`, `fork`, `exec` and `exit` lines in the
+//! order the kernel produced them, and ends with one `end` line holding the loss counters.
+
+use cowtrace_common::{
+    FaultKind, ForkKind,
+    fault::{error_code, flags},
+};
+use serde::{Deserialize, Serialize};
+
+use super::{Record, comm_to_string};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum JsonLine {
+    Start(StartLine),
+    Fault(FaultLine),
+    Fork(ForkLine),
+    Exec(ExecLine),
+    Exit(ExitLine),
+    End(EndLine),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StartLine {
+    pub schema: u32,
+    pub cowtrace_version: String,
+    /// `uname -r` of the traced kernel.
+    pub kernel: String,
+    pub page_size: u64,
+    /// `command`, `pid` or `all`.
+    pub mode: String,
+    /// The traced command line (mode `command`).
+    pub command: Vec<String>,
+    /// Processes traced from the start (the command's pid, or the `-p` pids).
+    pub pids: Vec<u32>,
+    /// CLOCK_MONOTONIC at start: record times (`time_ns`) are on this clock.
+    pub monotonic_ns: u64,
+    /// Wall clock at start, milliseconds since the Unix epoch.
+    pub unix_ms: u64,
+    pub probes_attached: Vec<String>,
+    pub probes_off: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FaultLine {
+    pub time_ns: u64,
+    pub cpu: u32,
+    pub pid: u32,
+    pub tid: u32,
+    pub address: u64,
+    /// A [`FaultKind`] name: `anon_first_touch`, `zero_page`, `cow_copy`, `cow_reuse`,
+    /// `file_minor`, `file_major`, `file_private_copy`, `write_shared`, `gup_fault`, `other`.
+    pub kind: String,
+    pub latency_ns: u64,
+    pub error_code: u32,
+    pub write: bool,
+    pub present: bool,
+    pub user_mode: bool,
+    pub major: bool,
+    /// PFN of the page allocated in the fault (the copy, or the new page); null if none.
+    pub new_pfn: Option<u64>,
+    /// Order of that allocation (0: 4 KiB, 9: 2 MiB); null if none.
+    pub alloc_order: Option<u32>,
+    pub alloc_count: u32,
+    /// Raw flag bits (see cowtrace-common `fault::flags`).
+    pub flags: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ForkLine {
+    pub time_ns: u64,
+    pub cpu: u32,
+    pub pid: u32,
+    pub tid: u32,
+    pub child_pid: u32,
+    pub child_tid: u32,
+    pub clone_flags: u64,
+    /// `fork`, `shared_vm` (vfork, posix_spawn: no copy-on-write) or `thread`.
+    pub fork_kind: String,
+    pub comm: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExecLine {
+    pub time_ns: u64,
+    pub cpu: u32,
+    pub pid: u32,
+    pub tid: u32,
+    pub old_tid: u32,
+    pub comm: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExitLine {
+    pub time_ns: u64,
+    pub cpu: u32,
+    pub pid: u32,
+    pub tid: u32,
+    pub group_dead: bool,
+    pub comm: String,
+}
+
+/// Totals at the end: `records_received + records_dropped == records_produced`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EndLine {
+    pub records_produced: u64,
+    pub records_received: u64,
+    pub records_dropped: u64,
+    /// Faults that started but never completed (SIGSEGV, thread death mid-fault).
+    pub faults_incomplete: u64,
+    /// Faults not followed because the per-thread state map was full.
+    pub inflight_map_full: u64,
+    /// Children not traced because the traced set was full.
+    pub traced_set_full: u64,
+    pub duration_ns: u64,
+    /// Exit code of the traced command (mode `command`), null otherwise or if killed.
+    pub command_exit_code: Option<i32>,
+}
+
+impl FaultLine {
+    pub fn fault_kind(&self) -> Option<FaultKind> {
+        FaultKind::from_name(&self.kind)
+    }
+}
+
+impl From<&Record> for JsonLine {
+    fn from(record: &Record) -> JsonLine {
+        match record {
+            Record::Fault(r) => {
+                let allocated = r.alloc_count > 0;
+                JsonLine::Fault(FaultLine {
+                    time_ns: r.header.time_ns,
+                    cpu: r.header.cpu,
+                    pid: r.header.pid,
+                    tid: r.header.tid,
+                    address: r.address,
+                    kind: FaultKind::from_u32(r.kind)
+                        .map_or("unknown", FaultKind::name)
+                        .to_string(),
+                    latency_ns: r.latency_ns,
+                    error_code: r.error_code,
+                    write: r.error_code & error_code::WRITE != 0,
+                    present: r.error_code & error_code::PRESENT != 0,
+                    user_mode: r.flags & flags::KERNEL_MODE == 0 && r.flags & flags::NO_START == 0,
+                    major: r.flags & (flags::MAJOR | flags::CACHE_FILL) != 0,
+                    new_pfn: allocated.then_some(r.new_pfn),
+                    alloc_order: allocated.then_some(r.alloc_order),
+                    alloc_count: r.alloc_count,
+                    flags: r.flags,
+                })
+            }
+            Record::Fork(r) => JsonLine::Fork(ForkLine {
+                time_ns: r.header.time_ns,
+                cpu: r.header.cpu,
+                pid: r.header.pid,
+                tid: r.header.tid,
+                child_pid: r.child_pid,
+                child_tid: r.child_tid,
+                clone_flags: r.clone_flags,
+                fork_kind: ForkKind::from_clone_flags(r.clone_flags).name().to_string(),
+                comm: comm_to_string(&r.comm),
+            }),
+            Record::Exec(r) => JsonLine::Exec(ExecLine {
+                time_ns: r.header.time_ns,
+                cpu: r.header.cpu,
+                pid: r.header.pid,
+                tid: r.header.tid,
+                old_tid: r.old_tid,
+                comm: comm_to_string(&r.comm),
+            }),
+            Record::Exit(r) => JsonLine::Exit(ExitLine {
+                time_ns: r.header.time_ns,
+                cpu: r.header.cpu,
+                pid: r.header.pid,
+                tid: r.header.tid,
+                group_dead: r.group_dead != 0,
+                comm: comm_to_string(&r.comm),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cowtrace_common::{FaultRecord, RecordHeader};
+
+    use super::*;
+
+    #[test]
+    fn fault_line_carries_kind_name_and_decoded_bits() {
+        let record = Record::Fault(FaultRecord {
+            header: RecordHeader::fault(42, 1, 7, 8),
+            address: 0x7f12_3456_7000,
+            latency_ns: 2_000,
+            new_pfn: 0x1_2345,
+            error_code: error_code::USER | error_code::WRITE | error_code::PRESENT,
+            flags: flags::ALLOCATED,
+            kind: FaultKind::CowCopy as u32,
+            alloc_order: 0,
+            alloc_count: 1,
+            reserved: 0,
+        });
+        let text = serde_json::to_string(&JsonLine::from(&record)).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["type"], "fault");
+        assert_eq!(value["kind"], "cow_copy");
+        assert_eq!(value["write"], true);
+        assert_eq!(value["present"], true);
+        assert_eq!(value["user_mode"], true);
+        assert_eq!(value["new_pfn"], 0x1_2345);
+        assert_eq!(value["address"], 0x7f12_3456_7000u64);
+        let back: JsonLine = serde_json::from_str(&text).unwrap();
+        let JsonLine::Fault(fault) = back else {
+            panic!("not a fault line: {text}")
+        };
+        assert_eq!(fault.fault_kind(), Some(FaultKind::CowCopy));
+    }
+
+    #[test]
+    fn fault_without_allocation_has_null_pfn() {
+        let record = Record::Fault(FaultRecord {
+            header: RecordHeader::fault(1, 0, 7, 7),
+            kind: FaultKind::CowReuse as u32,
+            ..Default::default()
+        });
+        let value = serde_json::to_value(JsonLine::from(&record)).unwrap();
+        assert!(value["new_pfn"].is_null());
+        assert!(value["alloc_order"].is_null());
+    }
+
+    #[test]
+    fn end_line_round_trips() {
+        let end = JsonLine::End(EndLine {
+            records_produced: 10,
+            records_received: 9,
+            records_dropped: 1,
+            ..Default::default()
+        });
+        let text = serde_json::to_string(&end).unwrap();
+        assert!(text.starts_with("{\"type\":\"end\""), "{text}");
+        assert_eq!(serde_json::from_str::<JsonLine>(&text).unwrap(), end);
+    }
+}

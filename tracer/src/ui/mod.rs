@@ -1,0 +1,148 @@
+//! Text output: the live per-process table and the final summary.
+
+use std::fmt::Write as _;
+
+use cowtrace_common::FaultKind;
+
+use crate::{model::ProcessTable, records::json::EndLine};
+
+/// Table columns: header and the fault kind counted in it.
+const KIND_COLUMNS: [(&str, FaultKind); 10] = [
+    ("FIRST", FaultKind::AnonFirstTouch),
+    ("ZERO", FaultKind::ZeroPage),
+    ("COPY", FaultKind::CowCopy),
+    ("REUSE", FaultKind::CowReuse),
+    ("F-MIN", FaultKind::FileMinor),
+    ("F-MAJ", FaultKind::FileMajor),
+    ("F-COPY", FaultKind::FilePrivateCopy),
+    ("SH-WR", FaultKind::WriteShared),
+    ("GUP", FaultKind::GupFault),
+    ("OTHER", FaultKind::Other),
+];
+
+/// Legend for `--help` and the summary.
+pub const LEGEND: &str = "\
+FIRST anon first touch (page allocated)   ZERO  read mapped the zero page
+COPY  COW copy (new frame)                REUSE COW reuse (last mapper kept its frame)
+F-MIN file page in cache                  F-MAJ file page read from disk
+F-COPY private file page copied           SH-WR write to a shared mapping
+GUP   fault through get_user_pages        OTHER anything else";
+
+/// The per-process table, one row per process plus a total.
+pub fn process_table(table: &ProcessTable) -> String {
+    let mut out = String::new();
+    let _ = write!(out, "{:>8} {:<16} {:>8}", "PID", "COMM", "FAULTS");
+    for (header, _) in KIND_COLUMNS {
+        let _ = write!(out, " {header:>7}");
+    }
+    out.push('\n');
+    let totals = table.totals();
+    for process in table.processes().iter().chain(std::iter::once(&totals)) {
+        let pid = if process.comm == "total" && process.pid == 0 {
+            "".to_string()
+        } else {
+            process.pid.to_string()
+        };
+        let mut comm = process.comm.clone();
+        if process.exited {
+            comm.push_str(" (exited)");
+        }
+        comm.truncate(16);
+        let _ = write!(out, "{pid:>8} {comm:<16} {:>8}", process.faults());
+        for (_, kind) in KIND_COLUMNS {
+            let _ = write!(out, " {:>7}", process.count(kind));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The closing summary: the table, copies and reuses in bytes, and the loss accounting.
+pub fn summary(table: &ProcessTable, end: &EndLine, page_size: u64) -> String {
+    let mut out = String::new();
+    let totals = table.totals();
+    let _ = writeln!(
+        out,
+        "\ncowtrace summary: {} processes, {} faults in {:.3} s",
+        table.processes().len(),
+        totals.faults(),
+        end.duration_ns as f64 / 1e9
+    );
+    out.push_str(&process_table(table));
+    let mib = |pages: u64| (pages * page_size) as f64 / (1024.0 * 1024.0);
+    let _ = writeln!(
+        out,
+        "pages copied: {} ({:.2} MiB)   pages reused: {} ({:.2} MiB)   first touches: {}",
+        totals.pages_copied(),
+        mib(totals.pages_copied()),
+        totals.pages_reused(),
+        mib(totals.pages_reused()),
+        totals.count(FaultKind::AnonFirstTouch)
+    );
+    let _ = writeln!(
+        out,
+        "records: {} produced, {} received, {} dropped{}   incomplete faults: {}",
+        end.records_produced,
+        end.records_received,
+        end.records_dropped,
+        if end.records_dropped > 0 {
+            " (LOST: raise --ringbuf-mb)"
+        } else {
+            ""
+        },
+        end.faults_incomplete
+    );
+    if end.inflight_map_full > 0 || end.traced_set_full > 0 {
+        let _ = writeln!(
+            out,
+            "not followed: {} faults (thread state map full), {} children (traced set full)",
+            end.inflight_map_full, end.traced_set_full
+        );
+    }
+    if table.unknown_fault_kinds() > 0 {
+        let _ = writeln!(
+            out,
+            "records of unknown fault kind: {}",
+            table.unknown_fault_kinds()
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_has_a_row_per_process_and_a_total() {
+        let mut table = ProcessTable::new();
+        table.add_process(42, "fork-cow", None);
+        let text = process_table(&table);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(
+            lines[0].contains("PID") && lines[0].contains("COPY") && lines[0].contains("REUSE")
+        );
+        assert!(lines[1].contains("42") && lines[1].contains("fork-cow"));
+        assert!(lines[2].contains("total"));
+    }
+
+    #[test]
+    fn summary_shouts_when_records_were_lost() {
+        let table = ProcessTable::new();
+        let end = EndLine {
+            records_produced: 10,
+            records_received: 7,
+            records_dropped: 3,
+            ..Default::default()
+        };
+        let text = summary(&table, &end, 4096);
+        assert!(text.contains("3 dropped (LOST"), "{text}");
+        let end = EndLine {
+            records_produced: 10,
+            records_received: 10,
+            ..Default::default()
+        };
+        assert!(!summary(&table, &end, 4096).contains("LOST"));
+    }
+}
