@@ -1,22 +1,13 @@
-//! cowtrace: which pages a parent and child still share after fork(), which were copied and
-//! when, which write reused a page instead of copying it, and how file mappings fault in.
-//!
-//! Architecture, one folder each: `probes` (load and attach the eBPF programs) → `records`
-//! (decode the ring buffer, JSON lines) → `model` (per-process state, plain Rust) → `ui`.
-
-mod cli;
-mod commands;
-mod model;
-mod probes;
-mod records;
-mod ui;
-mod verify;
+//! The `cowtrace` command: parses the command line, runs it, turns errors into one message
+//! and a non-zero exit.
 
 use std::process::ExitCode;
 
 use clap::Parser as _;
-
-use crate::cli::{Cli, Command};
+use cowtrace::{
+    cli::{Cli, Command},
+    commands,
+};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();

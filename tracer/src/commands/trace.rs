@@ -224,6 +224,7 @@ pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
         }
     }
 
+    log::debug!("event loop ended after {:?}", started.elapsed());
     // Detach first, then drain: no record can be produced after the counters are read, so
     // received + dropped = produced holds exactly.
     probes.detach();
@@ -241,6 +242,7 @@ pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
         drop(item);
         handle(record, &mut table, &mut json)?;
     }
+    log::debug!("detached and drained after {:?}", started.elapsed());
     let end = end_line(&maps, received, started.elapsed(), command_exit_code)?;
     if let Some(json) = json.as_mut() {
         write_json(json, &JsonLine::End(end.clone()))?;

@@ -12,14 +12,18 @@ pub struct KernelBtf {
 
 impl KernelBtf {
     pub fn load() -> Result<KernelBtf> {
-        let btf = Btf::from_file(VMLINUX_BTF)
-            .map_err(|error| anyhow!("{error}"))
-            .with_context(|| {
-                format!(
-                    "cannot read the kernel's BTF at {VMLINUX_BTF}: cowtrace needs a kernel built \
+        let context = || {
+            format!(
+                "cannot read the kernel's BTF at {VMLINUX_BTF}: cowtrace needs a kernel built \
                  with CONFIG_DEBUG_INFO_BTF=y"
-                )
-            })?;
+            )
+        };
+        // Parse from memory: parsing the sysfs file through a seeking reader costs about a
+        // hundred thousand syscalls and most of a second.
+        let bytes = std::fs::read(VMLINUX_BTF).with_context(context)?;
+        let btf = Btf::from_bytes(&bytes)
+            .map_err(|error| anyhow!("{error}"))
+            .with_context(context)?;
         Ok(KernelBtf { btf })
     }
 

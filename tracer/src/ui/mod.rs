@@ -26,12 +26,17 @@ FIRST anon first touch (page allocated)   ZERO  read mapped the zero page
 COPY  COW copy (new frame)                REUSE COW reuse (last mapper kept its frame)
 F-MIN file page in cache                  F-MAJ file page read from disk
 F-COPY private file page copied           SH-WR write to a shared mapping
-GUP   fault through get_user_pages        OTHER anything else";
+GUP   fault through get_user_pages        OTHER anything else
+ST    R running, X exited";
 
 /// The per-process table, one row per process plus a total.
 pub fn process_table(table: &ProcessTable) -> String {
     let mut out = String::new();
-    let _ = write!(out, "{:>8} {:<16} {:>8}", "PID", "COMM", "FAULTS");
+    let _ = write!(
+        out,
+        "{:>8} {:<16} {:>2} {:>8}",
+        "PID", "COMM", "ST", "FAULTS"
+    );
     for (header, _) in KIND_COLUMNS {
         let _ = write!(out, " {header:>7}");
     }
