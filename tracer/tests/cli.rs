@@ -203,3 +203,47 @@ fn bad_input_gets_one_clear_message_and_a_nonzero_exit() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("available: fork-cow"));
 }
+
+#[test]
+#[ignore = "needs root and loads BPF programs: run with `cargo xtask test`"]
+fn json_to_stdout_stays_parseable_while_the_command_prints() {
+    require_root();
+    let scratch = Scratch::new();
+    let report_path = scratch.path("report.json");
+    // The workload prints a summary on its standard output: it must not mix into the JSON.
+    let output = cowtrace(&[
+        "trace",
+        "--json",
+        "-",
+        "--",
+        cowtrace_bin(),
+        "__workload",
+        "fork-cow",
+        "--report",
+        report_path.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<JsonLine> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("fork-cow: parent pid"),
+        "command output on stderr"
+    );
+    assert_nothing_lost(&lines);
+    let report = read_report(&report_path);
+    for process in &report.processes {
+        assert_eq!(
+            region_counts(&lines, &report, process),
+            process.expected,
+            "{:?}",
+            process.role
+        );
+    }
+}

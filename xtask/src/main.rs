@@ -134,10 +134,12 @@ fn test(root: &Path, harness_args: &[String]) -> Result<ExitCode> {
     let mut unprivileged = cargo.command(["test", "--release", "--no-fail-fast", "--"]);
     unprivileged.args(harness_args);
     println!("test: unprivileged: {}", process::display(&unprivileged));
-    let unprivileged_passed = process::status(&mut unprivileged)?.success();
+    let (status, unprivileged_tally) = process::run_tests(&mut unprivileged)?;
+    let unprivileged_passed = status.success();
 
     println!("test: privileged (root): {}", process::display(&privileged));
-    let privileged_passed = process::status(&mut privileged)?.success();
+    let (status, privileged_tally) = process::run_tests(&mut privileged)?;
+    let privileged_passed = status.success();
 
     let verdict = |passed| if passed { "passed" } else { "FAILED" };
     println!(
@@ -145,6 +147,10 @@ fn test(root: &Path, harness_args: &[String]) -> Result<ExitCode> {
         verdict(unprivileged_passed),
         verdict(privileged_passed)
     );
+    // One plain closing line over both phases (cargo's own last line is often a doc-test
+    // run with nothing in it).
+    let total = unprivileged_tally.merge(privileged_tally);
+    println!("tests: {} passed, {} failed", total.passed, total.failed);
     Ok(if unprivileged_passed && privileged_passed {
         ExitCode::SUCCESS
     } else {

@@ -133,3 +133,82 @@ pub fn display(cmd: &Command) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// What cargo's test harness reported, summed over its `test result:` lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TestTally {
+    pub passed: u64,
+    pub failed: u64,
+}
+
+impl TestTally {
+    /// Adds one `test result: ok. 3 passed; 0 failed; 1 ignored; ...` line; other lines are
+    /// left alone.
+    pub fn add_line(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(label), Some(number)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(number) = number.parse::<u64>() else {
+                continue;
+            };
+            match label {
+                "passed" => self.passed += number,
+                "failed" => self.failed += number,
+                _ => {}
+            }
+        }
+    }
+
+    pub fn merge(self, other: TestTally) -> TestTally {
+        TestTally {
+            passed: self.passed + other.passed,
+            failed: self.failed + other.failed,
+        }
+    }
+}
+
+/// Runs a `cargo test` command, passing its output through while tallying its results.
+pub fn run_tests(cmd: &mut Command) -> Result<(ExitStatus, TestTally)> {
+    use std::io::{BufRead as _, BufReader};
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start `{}`", display(cmd)))?;
+    let mut tally = TestTally::default();
+    let stdout = child.stdout.take().context("test output")?;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.context("reading test output")?;
+        println!("{line}");
+        tally.add_line(&line);
+    }
+    let status = child
+        .wait()
+        .with_context(|| format!("waiting for `{}`", display(cmd)))?;
+    Ok((status, tally))
+}
+
+#[cfg(test)]
+mod tally_tests {
+    use super::TestTally;
+
+    #[test]
+    fn sums_test_result_lines_only() {
+        let mut tally = TestTally::default();
+        tally.add_line("test result: ok. 21 passed; 0 failed; 3 ignored; 0 measured; 0 filtered out; finished in 0.00s");
+        tally.add_line("test result: FAILED. 3 passed; 1 failed; 0 ignored; 0 measured; 33 filtered out; finished in 0.47s");
+        tally.add_line("test foo ... ok");
+        tally.add_line("running 3 tests");
+        assert_eq!(
+            tally,
+            TestTally {
+                passed: 24,
+                failed: 1
+            }
+        );
+    }
+}

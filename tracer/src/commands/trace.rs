@@ -4,6 +4,7 @@
 use std::{
     fs::File,
     io::{self, BufWriter, IsTerminal as _, Write},
+    os::fd::AsFd as _,
     path::PathBuf,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -111,6 +112,7 @@ pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
         trace_all: matches!(options.target, Target::All),
         ring_buffer_bytes: options.output.ring_buffer_mb * 1024 * 1024,
     })?;
+    log::debug!("probes loaded and attached after {:?}", started.elapsed());
     // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd until `into_inner`, so
     // the fd stays open for as long as it is registered.
     let mut ring_buffer =
@@ -128,9 +130,18 @@ pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
             // process is in the traced set, so the kernel adds the child at fork time; then we
             // leave the set. Our own records are dropped below.
             maps.trace_process(own_pid)?;
-            let spawned = tokio::process::Command::new(&command[0])
-                .args(&command[1..])
-                .spawn();
+            let mut spawn = tokio::process::Command::new(&command[0]);
+            spawn.args(&command[1..]);
+            if json_to_stdout {
+                // Standard output carries the JSON lines: the command's own output goes to
+                // standard error so the lines stay whole and parseable.
+                let stderr = io::stderr()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .context("duplicating stderr")?;
+                spawn.stdout(std::process::Stdio::from(stderr));
+            }
+            let spawned = spawn.spawn();
             maps.untrace_process(own_pid)?;
             let spawned = spawned.with_context(|| format!("cannot run `{}`", command[0]))?;
             let pid = spawned
@@ -228,13 +239,11 @@ pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
     // Detach first, then drain: no record can be produced after the counters are read, so
     // received + dropped = produced holds exactly.
     probes.detach();
-    if let Some(child) = child.as_mut() {
-        if command_exit_code.is_none() {
-            // Stopped by a signal or the count: the command goes on untraced; reap it if done.
-            if let Ok(Some(status)) = child.try_wait() {
-                command_exit_code = status.code();
-            }
-        }
+    // Stopped by a signal or the count: the command goes on untraced; reap it if done.
+    if let (Some(child), None) = (child.as_mut(), command_exit_code)
+        && let Ok(Some(status)) = child.try_wait()
+    {
+        command_exit_code = status.code();
     }
     let mut ring_buffer = ring_buffer.into_inner();
     while let Some(item) = ring_buffer.next() {

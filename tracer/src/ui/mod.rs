@@ -42,18 +42,18 @@ pub fn process_table(table: &ProcessTable) -> String {
     }
     out.push('\n');
     let totals = table.totals();
-    for process in table.processes().iter().chain(std::iter::once(&totals)) {
-        let pid = if process.comm == "total" && process.pid == 0 {
-            "".to_string()
-        } else {
-            process.pid.to_string()
-        };
-        let mut comm = process.comm.clone();
-        if process.exited {
-            comm.push_str(" (exited)");
-        }
-        comm.truncate(16);
-        let _ = write!(out, "{pid:>8} {comm:<16} {:>8}", process.faults());
+    let rows = table.processes().iter().map(|process| {
+        let state = if process.exited { "X" } else { "R" };
+        (process.pid.to_string(), state, process)
+    });
+    for (pid, state, process) in rows.chain(std::iter::once((String::new(), "", &totals))) {
+        // By characters: a byte cut could split a UTF-8 sequence of a (lossy) command name.
+        let comm: String = process.comm.chars().take(16).collect();
+        let _ = write!(
+            out,
+            "{pid:>8} {comm:<16} {state:>2} {:>8}",
+            process.faults()
+        );
         for (_, kind) in KIND_COLUMNS {
             let _ = write!(out, " {:>7}", process.count(kind));
         }
@@ -122,14 +122,23 @@ mod tests {
     fn table_has_a_row_per_process_and_a_total() {
         let mut table = ProcessTable::new();
         table.add_process(42, "fork-cow", None);
+        table.add_process(43, "ünïcödé-ñämé-löñgér", None);
         let text = process_table(&table);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines.len(), 4, "{text}");
         assert!(
             lines[0].contains("PID") && lines[0].contains("COPY") && lines[0].contains("REUSE")
         );
         assert!(lines[1].contains("42") && lines[1].contains("fork-cow"));
-        assert!(lines[2].contains("total"));
+        assert!(lines[1].contains(" R "), "state column: {text}");
+        assert!(
+            lines[2].contains("ünïcödé-ñämé-löñ "),
+            "cut by characters: {text}"
+        );
+        assert!(lines[3].contains("total"));
+        // Every row has as many columns as the header.
+        let columns = lines[0].split_whitespace().count();
+        assert_eq!(lines[1].split_whitespace().count(), columns, "{text}");
     }
 
     #[test]

@@ -142,3 +142,145 @@ pub fn render(checks: &[Check]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use cowtrace_common::{FaultRecord, ForkRecord, RecordHeader, RecordType};
+    use cowtrace_workloads::report::{PagemapCheck, ProcessReport, Role, TaskstatsSample};
+
+    use super::*;
+
+    const START: u64 = 0x40_0000;
+
+    fn fault(time: u64, pid: u32, page: u64, kind: FaultKind, pfn: u64) -> Record {
+        Record::Fault(FaultRecord {
+            header: RecordHeader::fault(time, 0, pid, pid),
+            address: START + page * 4096,
+            kind: kind as u32,
+            new_pfn: pfn,
+            alloc_count: (pfn != 0) as u32,
+            ..Default::default()
+        })
+    }
+
+    fn process(
+        role: Role,
+        pid: u32,
+        expected: &[(&str, u64)],
+        wpcopy: u64,
+        pfns: Vec<u64>,
+    ) -> ProcessReport {
+        ProcessReport {
+            role,
+            pid,
+            tid: pid,
+            expected: expected
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect::<BTreeMap<_, _>>(),
+            taskstats_baseline: None,
+            taskstats: Some(TaskstatsSample {
+                version: 16,
+                wpcopy_count: wpcopy,
+                wpcopy_delay_total_ns: 0,
+                minor_faults: 0,
+                major_faults: 0,
+                measured_at_ns: 100,
+            }),
+            taskstats_error: None,
+            region_pfns: pfns,
+            region_exclusive_pages: 0,
+        }
+    }
+
+    fn report(child_expected_copies: u64) -> WorkloadReport {
+        WorkloadReport {
+            schema_version: 1,
+            workload: "test".into(),
+            page_size: 4096,
+            region_start: START,
+            region_pages: 2,
+            processes: vec![
+                process(
+                    Role::Parent,
+                    10,
+                    &[("anon_first_touch", 2), ("cow_reuse", 1)],
+                    0,
+                    vec![100, 101],
+                ),
+                process(
+                    Role::Child,
+                    11,
+                    &[("cow_copy", child_expected_copies)],
+                    1,
+                    vec![200, 101],
+                ),
+            ],
+            pagemap_check: PagemapCheck {
+                shared_pages: 1,
+                copied_pages: 1,
+                not_present_pages: 0,
+                misplaced_pages: 0,
+                expected_shared: 1,
+                expected_copied: 1,
+                ok: true,
+                note: None,
+            },
+            child_exit: "exit status 0".into(),
+            ok: true,
+        }
+    }
+
+    fn records() -> Vec<Record> {
+        vec![
+            fault(1, 10, 0, FaultKind::AnonFirstTouch, 100),
+            fault(2, 10, 1, FaultKind::AnonFirstTouch, 101),
+            Record::Fork(ForkRecord {
+                header: RecordHeader {
+                    record_type: RecordType::Fork as u32,
+                    pid: 10,
+                    tid: 10,
+                    time_ns: 3,
+                    cpu: 0,
+                },
+                clone_flags: 0x11,
+                child_pid: 11,
+                child_tid: 11,
+                comm: [0; 16],
+            }),
+            fault(4, 11, 0, FaultKind::CowCopy, 200),
+            fault(5, 10, 0, FaultKind::CowReuse, 0),
+            // After the taskstats query: not part of the WPCOPY comparison.
+            fault(500, 11, 7, FaultKind::CowCopy, 300),
+        ]
+    }
+
+    #[test]
+    fn a_faithful_trace_passes_every_check() {
+        let checks = check_workload(&report(1), &records());
+        assert!(checks.iter().all(|check| check.ok), "{}", render(&checks));
+        // Counts, taskstats and frames for both processes, plus the pagemap check.
+        assert_eq!(checks.len(), 2 + 2 + 1 + 2 + 1);
+    }
+
+    #[test]
+    fn a_wrong_count_or_frame_is_a_mismatch() {
+        let checks = check_workload(&report(2), &records());
+        let failed: Vec<_> = checks.iter().filter(|check| !check.ok).collect();
+        assert_eq!(failed.len(), 1, "{}", render(&checks));
+        assert_eq!(failed[0].what, "cow_copy in region");
+        assert!(render(&checks).contains("MISMATCH"));
+
+        let mut wrong_frame = records();
+        wrong_frame[3] = fault(4, 11, 0, FaultKind::CowCopy, 999);
+        let checks = check_workload(&report(1), &wrong_frame);
+        let failed: Vec<_> = checks
+            .iter()
+            .filter(|check| !check.ok)
+            .map(|c| c.what.as_str())
+            .collect();
+        assert_eq!(failed, ["frames agree with /proc/PID/pagemap"]);
+    }
+}
