@@ -38,6 +38,22 @@ pub struct ProbeConfig {
     pub exec_old_pid: u32,
     /// `sched:sched_process_exit`: group_dead (1 byte, bool), or [`OFFSET_ABSENT`].
     pub exit_group_dead: u32,
+    /// `syscalls:sys_enter_*`: `__syscall_nr` (4 bytes), then the arguments (8 bytes each).
+    pub syscall_nr: u32,
+    pub syscall_args: u32,
+    /// `syscalls:sys_exit_*`: ret (8 bytes).
+    pub syscall_ret: u32,
+    pub reserved: u32,
+}
+
+/// A syscall between its entry and its return (per-thread map value).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyscallInFlight {
+    pub enter_ns: u64,
+    pub args: [u64; 6],
+    pub syscall_nr: u32,
+    pub arg_count: u32,
 }
 
 /// Kernel-side counters, one slot each in a per-CPU array; user space sums over CPUs.

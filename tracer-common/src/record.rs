@@ -10,6 +10,7 @@ pub enum RecordType {
     Fork = 2,
     Exec = 3,
     Exit = 4,
+    Syscall = 5,
 }
 
 impl RecordType {
@@ -19,6 +20,7 @@ impl RecordType {
             2 => Some(RecordType::Fork),
             3 => Some(RecordType::Exec),
             4 => Some(RecordType::Exit),
+            5 => Some(RecordType::Syscall),
             _ => None,
         }
     }
@@ -104,6 +106,25 @@ pub struct ExitRecord {
     pub comm: [u8; 16],
 }
 
+/// A traced task completed a memory-map or fork syscall (mmap, munmap, mremap, mprotect,
+/// madvise, brk; clone, clone3, fork, vfork): the arguments it entered with, its result, and
+/// how long it took.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyscallRecord {
+    /// `time_ns` is when the syscall returned.
+    pub header: RecordHeader,
+    /// Arguments as entered; only the first `arg_count` are meaningful.
+    pub args: [u64; 6],
+    /// Return value (negative errno on failure; the child's pid for a fork in the parent).
+    pub ret: i64,
+    /// From syscall entry to return.
+    pub latency_ns: u64,
+    /// Syscall number on this architecture.
+    pub syscall_nr: u32,
+    pub arg_count: u32,
+}
+
 /// Clone flags that matter for memory (`include/uapi/linux/sched.h`).
 pub mod clone_flags {
     pub const CLONE_VM: u64 = 0x0000_0100;
@@ -153,4 +174,6 @@ mod pod {
     unsafe impl aya::Pod for ExecRecord {}
     unsafe impl aya::Pod for ExitRecord {}
     unsafe impl aya::Pod for FaultInFlight {}
+    unsafe impl aya::Pod for SyscallRecord {}
+    unsafe impl aya::Pod for crate::config::SyscallInFlight {}
 }

@@ -26,7 +26,9 @@ fn records_have_no_padding_and_fixed_sizes() {
         size_of::<RecordHeader>() + 2 * 4 + 16
     );
     assert_eq!(size_of::<FaultInFlight>(), 3 * 8 + 4 * 4);
-    assert_eq!(size_of::<ProbeConfig>(), 16 * 4);
+    assert_eq!(size_of::<ProbeConfig>(), 20 * 4);
+    assert_eq!(size_of::<SyscallRecord>(), size_of::<RecordHeader>() + 6 * 8 + 8 + 8 + 2 * 4);
+    assert_eq!(size_of::<config::SyscallInFlight>(), 8 + 6 * 8 + 2 * 4);
     assert_eq!(size_of::<FaultRecord>(), 72);
 }
 

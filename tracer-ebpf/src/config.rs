@@ -21,6 +21,10 @@ static CONFIG: ProbeConfig = ProbeConfig {
     fork_child_pid: 0,
     exec_old_pid: 0,
     exit_group_dead: 0,
+    syscall_nr: 0,
+    syscall_args: 0,
+    syscall_ret: 0,
+    reserved: 0,
 };
 
 /// Reads one setting. Volatile, or the compiler would fold in the zeroes above.

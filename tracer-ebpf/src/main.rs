@@ -19,6 +19,8 @@ mod page_alloc;
 mod process_exec;
 mod process_exit;
 mod process_fork;
+mod syscall_enter;
+mod syscall_exit;
 mod task_newtask;
 
 #[cfg(not(test))]

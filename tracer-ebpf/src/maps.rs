@@ -4,7 +4,7 @@ use aya_ebpf::{
     macros::map,
     maps::{HashMap, PerCpuArray, RingBuf},
 };
-use cowtrace_common::{Counter, FaultInFlight};
+use cowtrace_common::{Counter, FaultInFlight, config::SyscallInFlight};
 
 /// The one ring buffer of tagged records. User space sets its size before load.
 #[map]
@@ -27,3 +27,13 @@ pub static PENDING_CLONE: HashMap<u32, u64> = HashMap::with_max_entries(4 * 1024
 /// [`Counter`] slots, per CPU so counting never contends.
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
+
+/// Syscalls to record (number → argument count, from the format files). Also the filter:
+/// the syscall programs attach to a few tracepoints, and ignore any number not listed.
+#[map]
+pub static SYSCALL_ARG_COUNTS: HashMap<u32, u32> = HashMap::with_max_entries(64, 0);
+
+/// The syscall each thread is in, from entry to return.
+#[map]
+pub static SYSCALL_INFLIGHT: HashMap<u32, SyscallInFlight> =
+    HashMap::with_max_entries(32 * 1024, 0);

@@ -133,6 +133,8 @@ impl ProcessTable {
                 process.execs += 1;
                 process.comm = comm_to_string(&exec.comm);
             }
+            // Mapping changes and fork costs feed the page model, not the fault counts.
+            Record::Syscall(_) => {}
             Record::Exit(exit) => {
                 if exit.group_dead != 0 {
                     let process = self.entry(exit.header.pid);

@@ -5,6 +5,7 @@
 //! available (locked-down or minimal kernels) as well as everywhere else.
 
 pub mod btf;
+pub mod syscalls;
 pub mod tracefs;
 
 use std::fs;
@@ -17,14 +18,14 @@ use aya::{
 };
 use cowtrace_common::{Counter, ProbeConfig, config::OFFSET_ABSENT};
 
-use self::{btf::KernelBtf, tracefs::Tracefs};
+use self::{btf::KernelBtf, syscalls::SyscallPlan, tracefs::Tracefs};
 
 /// The compiled eBPF object (built by build.rs from `tracer-ebpf`).
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/cowtrace"));
 
 /// Names of the programs as loaded in the kernel (bpftool shows them); tests use them to check
 /// that nothing is left behind.
-pub const PROGRAM_NAMES: [&str; 9] = [
+pub const PROGRAM_NAMES: [&str; 11] = [
     "fault_start",
     "page_alloc",
     "filemap_fault",
@@ -34,6 +35,8 @@ pub const PROGRAM_NAMES: [&str; 9] = [
     "process_fork",
     "process_exec",
     "process_exit",
+    "syscall_enter",
+    "syscall_exit",
 ];
 
 /// One tracepoint and the program attached to it.
@@ -176,7 +179,13 @@ impl Probes {
                     .push(format!("{name} (absent: {})", attachment.without));
             }
         }
-        let config = probe_config(&tracefs, options)?;
+        let syscalls = SyscallPlan::read(&tracefs)?;
+        for left_out in &syscalls.left_out {
+            features.turned_off.push(format!(
+                "{left_out}: its mapping changes or fork cost are not recorded"
+            ));
+        }
+        let config = probe_config(&tracefs, &syscalls, options)?;
 
         let mut ebpf = EbpfLoader::new()
             .override_global("CONFIG", &config, true)
@@ -188,29 +197,31 @@ impl Probes {
             .map_err(|error| log::debug!("no eBPF logger: {error}"))
             .ok();
         for attachment in &ATTACHMENTS {
-            if !tracefs.has_event(attachment.category, attachment.event) {
-                continue;
+            if tracefs.has_event(attachment.category, attachment.event) {
+                attach(
+                    &mut ebpf,
+                    attachment.program,
+                    attachment.category,
+                    attachment.event,
+                )?;
+                features
+                    .attached
+                    .push(format!("{}:{}", attachment.category, attachment.event));
             }
-            let program: &mut TracePoint = ebpf
-                .program_mut(attachment.program)
-                .with_context(|| format!("program {} missing from the object", attachment.program))?
-                .try_into()?;
-            if program.fd().is_err() {
-                program.load().with_context(|| {
-                    format!("the kernel refused program {}", attachment.program)
-                })?;
+        }
+        let mut arg_counts: HashMap<_, u32, u32> = HashMap::try_from(
+            ebpf.map_mut("SYSCALL_ARG_COUNTS")
+                .context("SYSCALL_ARG_COUNTS map")?,
+        )?;
+        for (syscall, arg_count) in &syscalls.syscalls {
+            arg_counts.insert(syscall.nr, arg_count, 0)?;
+        }
+        for (syscall, _) in &syscalls.syscalls {
+            for (program, event) in [("syscall_enter", "sys_enter"), ("syscall_exit", "sys_exit")] {
+                let event = format!("{event}_{}", syscall.name);
+                attach(&mut ebpf, program, "syscalls", &event)?;
+                features.attached.push(format!("syscalls:{event}"));
             }
-            program
-                .attach(attachment.category, attachment.event)
-                .with_context(|| {
-                    format!(
-                        "attaching {} to {}:{}",
-                        attachment.program, attachment.category, attachment.event
-                    )
-                })?;
-            features
-                .attached
-                .push(format!("{}:{}", attachment.category, attachment.event));
         }
 
         let ring_buffer = RingBuf::try_from(ebpf.take_map("EVENTS").context("EVENTS map")?)?;
@@ -282,8 +293,29 @@ impl ProbeMaps {
     }
 }
 
+/// Loads a program on first use and attaches it to one tracepoint.
+fn attach(ebpf: &mut Ebpf, program_name: &str, category: &str, event: &str) -> Result<()> {
+    let program: &mut TracePoint = ebpf
+        .program_mut(program_name)
+        .with_context(|| format!("program {program_name} missing from the object"))?
+        .try_into()?;
+    if program.fd().is_err() {
+        program
+            .load()
+            .with_context(|| format!("the kernel refused program {program_name}"))?;
+    }
+    program
+        .attach(category, event)
+        .with_context(|| format!("attaching {program_name} to {category}:{event}"))?;
+    Ok(())
+}
+
 /// Settings for the eBPF side from this kernel's format files and BTF.
-fn probe_config(tracefs: &Tracefs, options: ProbeOptions) -> Result<ProbeConfig> {
+fn probe_config(
+    tracefs: &Tracefs,
+    syscalls: &SyscallPlan,
+    options: ProbeOptions,
+) -> Result<ProbeConfig> {
     let btf = KernelBtf::load()?;
     let fault = tracefs.format("exceptions", "page_fault_user")?;
     let alloc = tracefs.format("kmem", "mm_page_alloc")?;
@@ -321,6 +353,10 @@ fn probe_config(tracefs: &Tracefs, options: ProbeOptions) -> Result<ProbeConfig>
             Some(_) => exit.offset("group_dead", 1)?,
             None => OFFSET_ABSENT,
         },
+        syscall_nr: syscalls.nr_offset,
+        syscall_args: syscalls.first_arg_offset,
+        syscall_ret: syscalls.ret_offset,
+        reserved: 0,
     })
 }
 

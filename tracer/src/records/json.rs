@@ -11,6 +11,7 @@ use cowtrace_common::{
 use serde::{Deserialize, Serialize};
 
 use super::{Record, comm_to_string};
+use crate::probes::syscalls::syscall_name;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -22,6 +23,7 @@ pub enum JsonLine {
     Fork(ForkLine),
     Exec(ExecLine),
     Exit(ExitLine),
+    Syscall(SyscallLine),
     End(EndLine),
 }
 
@@ -105,6 +107,24 @@ pub struct ExitLine {
     pub comm: String,
 }
 
+/// A memory-map or fork syscall of a traced task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SyscallLine {
+    /// When it returned.
+    pub time_ns: u64,
+    pub cpu: u32,
+    pub pid: u32,
+    pub tid: u32,
+    /// `mmap`, `munmap`, `mremap`, `mprotect`, `madvise`, `brk`, `clone`, `clone3`, `fork`,
+    /// `vfork` (or `nr_N` for a number this build does not name).
+    pub syscall: String,
+    /// The syscall's arguments, as many as it takes.
+    pub args: Vec<u64>,
+    /// Result: negative errno on failure; the new pid for a fork, in the parent.
+    pub ret: i64,
+    pub latency_ns: u64,
+}
+
 /// Totals at the end: `records_received + records_dropped == records_produced`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EndLine {
@@ -172,6 +192,17 @@ impl From<&Record> for JsonLine {
                 tid: r.header.tid,
                 old_tid: r.old_tid,
                 comm: comm_to_string(&r.comm),
+            }),
+            Record::Syscall(r) => JsonLine::Syscall(SyscallLine {
+                time_ns: r.header.time_ns,
+                cpu: r.header.cpu,
+                pid: r.header.pid,
+                tid: r.header.tid,
+                syscall: syscall_name(r.syscall_nr)
+                    .map_or_else(|| format!("nr_{}", r.syscall_nr), str::to_string),
+                args: r.args[..(r.arg_count as usize).min(r.args.len())].to_vec(),
+                ret: r.ret,
+                latency_ns: r.latency_ns,
             }),
             Record::Exit(r) => JsonLine::Exit(ExitLine {
                 time_ns: r.header.time_ns,

@@ -4,7 +4,7 @@ pub mod json;
 
 use std::mem::size_of;
 
-use cowtrace_common::{ExecRecord, ExitRecord, FaultRecord, ForkRecord, RecordType};
+use cowtrace_common::{ExecRecord, ExitRecord, FaultRecord, ForkRecord, RecordType, SyscallRecord};
 
 /// One decoded ring buffer record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,6 +13,7 @@ pub enum Record {
     Fork(ForkRecord),
     Exec(ExecRecord),
     Exit(ExitRecord),
+    Syscall(SyscallRecord),
 }
 
 impl Record {
@@ -22,6 +23,7 @@ impl Record {
             Record::Fork(r) => r.header.pid,
             Record::Exec(r) => r.header.pid,
             Record::Exit(r) => r.header.pid,
+            Record::Syscall(r) => r.header.pid,
         }
     }
 
@@ -31,6 +33,7 @@ impl Record {
             Record::Fork(r) => r.header.time_ns,
             Record::Exec(r) => r.header.time_ns,
             Record::Exit(r) => r.header.time_ns,
+            Record::Syscall(r) => r.header.time_ns,
         }
     }
 }
@@ -63,6 +66,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         RecordType::Fork => Record::Fork(read(bytes, record_type)?),
         RecordType::Exec => Record::Exec(read(bytes, record_type)?),
         RecordType::Exit => Record::Exit(read(bytes, record_type)?),
+        RecordType::Syscall => Record::Syscall(read(bytes, record_type)?),
     })
 }
 
