@@ -19,7 +19,7 @@ use tokio::{
 use crate::{
     cli::{OutputArgs, TraceArgs},
     commands::require_root,
-    model::ProcessTable,
+    model::{ProcessTable, TraceModel, mappings::ProcMappingSource},
     probes::{ProbeMaps, ProbeOptions, Probes},
     records::{
         Record, decode,
@@ -52,7 +52,7 @@ pub struct SessionOptions {
 
 /// The result of a finished session.
 pub struct SessionOutcome {
-    pub table: ProcessTable,
+    pub model: TraceModel,
     pub end: EndLine,
     pub records: Vec<Record>,
     pub page_size: u64,
@@ -88,7 +88,7 @@ pub async fn trace_command(args: TraceArgs) -> Result<i32> {
     let _ = write!(
         out,
         "{}",
-        ui::summary(&outcome.table, &outcome.end, outcome.page_size)
+        ui::summary(&outcome.model.processes, &outcome.end, outcome.page_size)
     );
     // Like `perf stat -- CMD`: the traced command's exit code is ours.
     Ok(outcome.end.command_exit_code.unwrap_or(0))
@@ -119,7 +119,8 @@ pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
         unsafe { AsyncFd::register_with_interest(ring_buffer, Interest::READABLE) }
             .map_err(|error| anyhow::anyhow!("polling the ring buffer: {error}"))?;
     let own_pid = std::process::id();
-    let mut table = ProcessTable::new();
+    let mut model = TraceModel::new(page_size);
+    let mut mapping_source = ProcMappingSource;
 
     // Start or join the processes to trace.
     let mut child = None;
@@ -147,7 +148,10 @@ pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
             let pid = spawned
                 .id()
                 .context("child exited before it could be traced")?;
-            table.add_process(pid, &command_name(&command[0]), None);
+            // Its exec, which follows, gives its mappings.
+            model
+                .processes
+                .add_process(pid, &command_name(&command[0]), None);
             initial_pids.push(pid);
             child = Some(spawned);
         }
@@ -157,7 +161,7 @@ pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
                 let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
                     .map(|comm| comm.trim().to_string())
                     .unwrap_or_else(|_| "?".into());
-                table.add_process(pid, &comm, None);
+                model.adopt(pid, &comm, &mut mapping_source);
                 initial_pids.push(pid);
             }
         }
@@ -180,23 +184,21 @@ pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
 
     let mut records = Vec::new();
     let mut received = 0u64;
-    let mut handle = |record: Record,
-                      table: &mut ProcessTable,
-                      json: &mut Option<Box<dyn Write>>|
-     -> Result<()> {
-        received += 1;
-        if record.pid() == own_pid {
-            return Ok(());
-        }
-        table.apply(&record);
-        if let Some(json) = json.as_mut() {
-            write_json(json, &JsonLine::from(&record))?;
-        }
-        if options.keep_records {
-            records.push(record);
-        }
-        Ok(())
-    };
+    let mut handle =
+        |record: Record, model: &mut TraceModel, json: &mut Option<Box<dyn Write>>| -> Result<()> {
+            received += 1;
+            if record.pid() == own_pid {
+                return Ok(());
+            }
+            model.apply(&record, &mut mapping_source);
+            if let Some(json) = json.as_mut() {
+                write_json(json, &JsonLine::from(&record))?;
+            }
+            if options.keep_records {
+                records.push(record);
+            }
+            Ok(())
+        };
 
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -210,16 +212,16 @@ pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
                 let mut guard = guard?;
                 let ring = guard.get_inner_mut();
                 while let Some(item) = ring.next() {
-                    handle(decode(&item)?, &mut table, &mut json)?;
+                    handle(decode(&item)?, &mut model, &mut json)?;
                 }
                 guard.clear_ready();
                 probes.flush_logs();
-                if matches!(options.target, Target::Pids(_)) && table.live_count() == 0 {
+                if matches!(options.target, Target::Pids(_)) && model.processes.live_count() == 0 {
                     break; // every traced process has exited
                 }
             }
             _ = tick(&mut ticker) => {
-                print_live_table(&table, live_terminal, json_to_stdout);
+                print_live_table(&model.processes, live_terminal, json_to_stdout);
                 tables_printed += 1;
                 if options.count.is_some_and(|count| tables_printed >= count) {
                     break;
@@ -249,7 +251,7 @@ pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
     while let Some(item) = ring_buffer.next() {
         let record = decode(&item)?;
         drop(item);
-        handle(record, &mut table, &mut json)?;
+        handle(record, &mut model, &mut json)?;
     }
     log::debug!("detached and drained after {:?}", started.elapsed());
     let end = end_line(&maps, received, started.elapsed(), command_exit_code)?;
@@ -258,7 +260,7 @@ pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
         json.flush().context("writing the JSON output")?;
     }
     Ok(SessionOutcome {
-        table,
+        model,
         end,
         records,
         page_size,

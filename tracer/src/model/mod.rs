@@ -2,12 +2,41 @@
 //! it is driven by decoded records and unit-tested with synthetic ones.
 
 pub mod frames;
+pub mod mappings;
 
 use std::collections::HashMap;
 
 use cowtrace_common::{FaultKind, ForkKind};
 
 use crate::records::{Record, comm_to_string};
+
+use self::mappings::{AddressSpaces, MappingSource};
+
+/// Everything rebuilt from the record stream, updated record by record.
+pub struct TraceModel {
+    pub processes: ProcessTable,
+    pub address_spaces: AddressSpaces,
+}
+
+impl TraceModel {
+    pub fn new(page_size: u64) -> TraceModel {
+        TraceModel {
+            processes: ProcessTable::new(),
+            address_spaces: AddressSpaces::new(page_size),
+        }
+    }
+
+    /// Starts following a process that already runs.
+    pub fn adopt(&mut self, pid: u32, comm: &str, source: &mut dyn MappingSource) {
+        self.processes.add_process(pid, comm, None);
+        self.address_spaces.adopt(pid, source);
+    }
+
+    pub fn apply(&mut self, record: &Record, source: &mut dyn MappingSource) {
+        self.address_spaces.apply(record, source);
+        self.processes.apply(record);
+    }
+}
 
 /// What one process did, as far as the trace saw.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
