@@ -75,7 +75,7 @@ pub async fn run_command(args: RunArgs) -> Result<i32> {
     let _ = write!(
         out,
         "{}",
-        ui::summary(&outcome.table, &outcome.end, outcome.page_size)
+        ui::summary(&outcome.model.processes, &outcome.end, outcome.page_size)
     );
     let text = std::fs::read_to_string(&report_path)
         .with_context(|| format!("the workload wrote no report at {}", report_path.display()))?;
