@@ -57,6 +57,10 @@ pub struct TraceArgs {
     /// Trace every process on the system (except cowtrace itself).
     #[arg(short = 'a', long = "all", conflicts_with = "pids")]
     pub all: bool,
+    /// At the end, compare the page model with /proc/PID/pagemap, page by page, for every
+    /// traced process still alive (send SIGUSR1 to do it while tracing).
+    #[arg(long)]
+    pub verify: bool,
     /// Write every record as one JSON object per line to FILE (`-` for standard output);
     /// schema in docs/json-schema.md.
     #[arg(long, value_name = "FILE")]

@@ -5,6 +5,7 @@
 //! (decode the ring buffer, JSON lines) → `model` (per-process state, plain Rust) → `ui` and
 //! `verify` (the trace against ground truth); `commands` ties them together.
 
+pub mod attach;
 pub mod cli;
 pub mod commands;
 pub mod model;

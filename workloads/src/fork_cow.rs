@@ -515,6 +515,7 @@ mod tests {
             present: true,
             pfn,
             exclusive: false,
+            file_or_shared: false,
         }
     }
 

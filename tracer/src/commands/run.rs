@@ -67,6 +67,7 @@ pub async fn run_command(args: RunArgs) -> Result<i32> {
         count: None,
         output: args.output.clone(),
         keep_records: true,
+        verify: false,
     })
     .await?;
     drop(delay_accounting);

@@ -17,15 +17,19 @@ use tokio::{
 };
 
 use crate::{
+    attach,
     cli::{OutputArgs, TraceArgs},
     commands::require_root,
-    model::{ProcessTable, TraceModel, mappings::ProcMappingSource},
+    model::{
+        ProcessTable, REORDER_WINDOW_NS, TraceModel,
+        mappings::{MappingSource as _, ProcMappingSource},
+    },
     probes::{ProbeMaps, ProbeOptions, Probes},
     records::{
         Record, decode,
         json::{EndLine, JsonLine, SCHEMA_VERSION, StartLine},
     },
-    ui,
+    ui, verify,
 };
 
 /// What to trace.
@@ -48,11 +52,15 @@ pub struct SessionOptions {
     pub output: OutputArgs,
     /// Keep every decoded record in memory (for workload checks).
     pub keep_records: bool,
+    /// Compare the page model with pagemap at the end.
+    pub verify: bool,
 }
 
 /// The result of a finished session.
 pub struct SessionOutcome {
     pub model: TraceModel,
+    /// `--verify`: the page model against pagemap for the processes alive at the end.
+    pub verification: Option<Vec<verify::live::LiveCheck>>,
     pub end: EndLine,
     pub records: Vec<Record>,
     pub page_size: u64,
@@ -82,6 +90,7 @@ pub async fn trace_command(args: TraceArgs) -> Result<i32> {
         count: args.count,
         output: args.output,
         keep_records: false,
+        verify: args.verify,
     })
     .await?;
     let mut out = io::stderr();
@@ -90,6 +99,14 @@ pub async fn trace_command(args: TraceArgs) -> Result<i32> {
         "{}",
         ui::summary(&outcome.model.processes, &outcome.end, outcome.page_size)
     );
+    let _ = write!(
+        out,
+        "{}",
+        ui::fork_summary(&outcome.model, outcome.page_size)
+    );
+    if let Some(checks) = &outcome.verification {
+        let _ = write!(out, "{}", verify::live::render(checks));
+    }
     // Like `perf stat -- CMD`: the traced command's exit code is ours.
     Ok(outcome.end.command_exit_code.unwrap_or(0))
 }
@@ -120,7 +137,7 @@ pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
             .map_err(|error| anyhow::anyhow!("polling the ring buffer: {error}"))?;
     let own_pid = std::process::id();
     let mut model = TraceModel::new(page_size);
-    let mut mapping_source = ProcMappingSource;
+    let mut mapping_source = ProcMappingSource { page_size };
 
     // Start or join the processes to trace.
     let mut child = None;
@@ -156,14 +173,27 @@ pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
             child = Some(spawned);
         }
         Target::Pids(pids) => {
-            for &pid in pids {
-                maps.trace_process(pid)?;
-                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                    .map(|comm| comm.trim().to_string())
-                    .unwrap_or_else(|_| "?".into());
-                model.adopt(pid, &comm, &mut mapping_source);
-                initial_pids.push(pid);
+            // The processes and their descendants: in the traced set first, so that forks from
+            // now on are followed, then their current mappings and pages.
+            let family = attach::existing_family(pids)?;
+            for process in &family {
+                maps.trace_process(process.pid)?;
             }
+            for process in family {
+                let space = mapping_source.mappings(process.pid);
+                let resident = space
+                    .as_ref()
+                    .map(|space| mapping_source.private_pages(process.pid, space))
+                    .unwrap_or_default();
+                model.adopt(
+                    process.pid,
+                    &process.comm,
+                    process.parent,
+                    resident,
+                    &mut mapping_source,
+                );
+            }
+            initial_pids.extend(pids);
         }
         Target::All => {}
     }
@@ -190,7 +220,7 @@ pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
             if record.pid() == own_pid {
                 return Ok(());
             }
-            model.apply(&record, &mut mapping_source);
+            model.push(record, &mut mapping_source);
             if let Some(json) = json.as_mut() {
                 write_json(json, &JsonLine::from(&record))?;
             }
@@ -204,6 +234,10 @@ pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut ticker = interval
         .map(|period| tokio::time::interval_at(tokio::time::Instant::now() + period, period));
+    let mut sigusr1 = signal(SignalKind::user_defined1())?;
+    // Applies records once the reorder window has passed, and notices lost records.
+    let mut flush_ticker = tokio::time::interval(Duration::from_millis(50));
+    let mut dropped_seen = 0;
     let mut tables_printed = 0u64;
     let mut command_exit_code = None;
     loop {
@@ -216,9 +250,21 @@ pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
                 }
                 guard.clear_ready();
                 probes.flush_logs();
+            }
+            _ = flush_ticker.tick() => {
+                model.release_before(monotonic_ns().saturating_sub(REORDER_WINDOW_NS));
+                let dropped = maps.counter(Counter::RecordsDropped)?;
+                if dropped > dropped_seen {
+                    dropped_seen = dropped;
+                    model.pages.record_gap();
+                }
                 if matches!(options.target, Target::Pids(_)) && model.processes.live_count() == 0 {
                     break; // every traced process has exited
                 }
+            }
+            _ = sigusr1.recv() => {
+                model.release_before(monotonic_ns().saturating_sub(REORDER_WINDOW_NS));
+                eprint!("{}", verify::live::render(&verify::live::check_live(&model, page_size)));
             }
             _ = tick(&mut ticker) => {
                 print_live_table(&model.processes, live_terminal, json_to_stdout);
@@ -253,7 +299,14 @@ pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
         drop(item);
         handle(record, &mut model, &mut json)?;
     }
+    model.flush();
+    if maps.counter(Counter::RecordsDropped)? > 0 {
+        model.pages.record_gap();
+    }
     log::debug!("detached and drained after {:?}", started.elapsed());
+    let verification = options
+        .verify
+        .then(|| verify::live::check_live(&model, page_size));
     let end = end_line(&maps, received, started.elapsed(), command_exit_code)?;
     if let Some(json) = json.as_mut() {
         write_json(json, &JsonLine::End(end.clone()))?;
@@ -261,6 +314,7 @@ pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
     }
     Ok(SessionOutcome {
         model,
+        verification,
         end,
         records,
         page_size,
@@ -414,7 +468,7 @@ pub fn page_size() -> u64 {
     if size > 0 { size as u64 } else { 4096 }
 }
 
-fn monotonic_ns() -> u64 {
+pub fn monotonic_ns() -> u64 {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -100,6 +100,10 @@ pub trait MappingSource {
     fn mappings(&mut self, pid: u32) -> Option<AddressSpace>;
     /// Path of the file mapped at [start, end) in `pid`, or of its descriptor `fd`.
     fn mapped_file(&mut self, pid: u32, start: u64, end: u64, fd: i32) -> Option<String>;
+    /// The private pages `pid` maps now, with their frames (after an exec: the new stack).
+    fn private_pages(&mut self, _pid: u32, _space: &AddressSpace) -> Vec<(u64, u64)> {
+        Vec::new()
+    }
 }
 
 const MAP_SHARED: u64 = 0x01;
@@ -384,10 +388,16 @@ impl AddressSpaces {
     }
 }
 
-/// Reads mappings and mapped files from `/proc`.
-pub struct ProcMappingSource;
+/// Reads mappings, mapped files and pages from `/proc`.
+pub struct ProcMappingSource {
+    pub page_size: u64,
+}
 
 impl MappingSource for ProcMappingSource {
+    fn private_pages(&mut self, pid: u32, space: &AddressSpace) -> Vec<(u64, u64)> {
+        crate::attach::private_pages(pid, space, self.page_size)
+    }
+
     fn mappings(&mut self, pid: u32) -> Option<AddressSpace> {
         let text = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
         AddressSpace::parse_proc_maps(&text).ok()

@@ -3,19 +3,93 @@
 
 pub mod frames;
 pub mod mappings;
+pub mod page_table;
+pub mod pages;
 
 use std::collections::HashMap;
 
 use cowtrace_common::{FaultKind, ForkKind};
 
-use crate::records::{Record, comm_to_string};
+use crate::{
+    probes,
+    records::{Record, comm_to_string},
+};
 
-use self::mappings::{AddressSpaces, MappingSource};
+use self::{
+    mappings::{AddressSpace, AddressSpaces, MappingSource},
+    pages::{PageModel, Sharing},
+};
 
-/// Everything rebuilt from the record stream, updated record by record.
+/// Records from different CPUs can reach user space slightly out of time order (a program
+/// can be preempted between taking its timestamp and writing its record). Records wait this
+/// long and are applied in time order.
+pub const REORDER_WINDOW_NS: u64 = 20_000_000;
+
+/// Sharing is sampled at every fork and exit, and at most this often otherwise.
+pub const SAMPLE_INTERVAL_NS: u64 = 100_000_000;
+
+/// The sharing of every live process at one moment (a point of the time series).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PageSample {
+    pub time_ns: u64,
+    pub sharing: Vec<Sharing>,
+}
+
+/// What a record needs from /proc, read when the record arrives (the process may be gone by
+/// the time the record is applied).
+#[derive(Default)]
+struct Prefetched {
+    mappings: Option<AddressSpace>,
+    mapped_file: Option<String>,
+    /// After an exec: the pages the new image already has (its stack, set up by the kernel
+    /// through get_user_pages, whose faults carry no address).
+    resident: Vec<(page_table::Vpn, page_table::Pfn)>,
+}
+
+impl MappingSource for Prefetched {
+    fn mappings(&mut self, _pid: u32) -> Option<AddressSpace> {
+        self.mappings.take()
+    }
+    fn mapped_file(&mut self, _pid: u32, _start: u64, _end: u64, _fd: i32) -> Option<String> {
+        self.mapped_file.take()
+    }
+}
+
+struct Pending {
+    time_ns: u64,
+    sequence: u64,
+    record: Record,
+    prefetched: Prefetched,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        (self.time_ns, self.sequence) == (other.time_ns, other.sequence)
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.time_ns, self.sequence).cmp(&(other.time_ns, other.sequence))
+    }
+}
+
+/// Everything rebuilt from the record stream: per-process counts, mappings and pages.
 pub struct TraceModel {
     pub processes: ProcessTable,
     pub address_spaces: AddressSpaces,
+    pub pages: PageModel,
+    pub samples: Vec<PageSample>,
+    pending: std::collections::BinaryHeap<std::cmp::Reverse<Pending>>,
+    sequence: u64,
+    newest_ns: u64,
+    last_sample_ns: u64,
+    page_size: u64,
 }
 
 impl TraceModel {
@@ -23,18 +97,100 @@ impl TraceModel {
         TraceModel {
             processes: ProcessTable::new(),
             address_spaces: AddressSpaces::new(page_size),
+            pages: PageModel::new(page_size),
+            samples: Vec::new(),
+            pending: Default::default(),
+            sequence: 0,
+            newest_ns: 0,
+            last_sample_ns: 0,
+            page_size,
         }
     }
 
-    /// Starts following a process that already runs.
-    pub fn adopt(&mut self, pid: u32, comm: &str, source: &mut dyn MappingSource) {
-        self.processes.add_process(pid, comm, None);
+    /// Starts following a process that already runs, with its mappings and private pages.
+    pub fn adopt(
+        &mut self,
+        pid: u32,
+        comm: &str,
+        parent: Option<u32>,
+        resident: Vec<(page_table::Vpn, page_table::Pfn)>,
+        source: &mut dyn MappingSource,
+    ) {
+        self.processes.add_process(pid, comm, parent);
         self.address_spaces.adopt(pid, source);
+        self.pages.adopt(pid, parent, resident);
     }
 
-    pub fn apply(&mut self, record: &Record, source: &mut dyn MappingSource) {
+    /// Takes a record as it arrives; it is applied once older records can no longer arrive.
+    pub fn push(&mut self, record: Record, source: &mut dyn MappingSource) {
+        let mut prefetched = Prefetched::default();
+        match &record {
+            Record::Exec(exec) => {
+                prefetched.mappings = source.mappings(exec.header.pid);
+                if let Some(space) = &prefetched.mappings {
+                    prefetched.resident = source.private_pages(exec.header.pid, space);
+                }
+            }
+            Record::Syscall(call)
+                if probes::syscalls::syscall_name(call.syscall_nr) == Some("mmap")
+                    && call.ret > 0 =>
+            {
+                let start = call.ret as u64;
+                let end = start + call.args[1].div_ceil(self.page_size) * self.page_size;
+                prefetched.mapped_file =
+                    source.mapped_file(call.header.pid, start, end, call.args[4] as i32);
+            }
+            _ => {}
+        }
+        let time_ns = record.time_ns();
+        self.newest_ns = self.newest_ns.max(time_ns);
+        self.sequence += 1;
+        self.pending.push(std::cmp::Reverse(Pending {
+            time_ns,
+            sequence: self.sequence,
+            record,
+            prefetched,
+        }));
+        self.release_before(self.newest_ns.saturating_sub(REORDER_WINDOW_NS));
+    }
+
+    /// Applies every waiting record older than `time_ns` (CLOCK_MONOTONIC).
+    pub fn release_before(&mut self, time_ns: u64) {
+        while self
+            .pending
+            .peek()
+            .is_some_and(|pending| pending.0.time_ns < time_ns)
+        {
+            let std::cmp::Reverse(mut pending) = self.pending.pop().expect("peeked");
+            let resident = std::mem::take(&mut pending.prefetched.resident);
+            self.apply(&pending.record, &mut pending.prefetched);
+            if let Record::Exec(exec) = &pending.record
+                && !resident.is_empty()
+            {
+                self.pages.add_resident(exec.header.pid, resident);
+            }
+        }
+    }
+
+    /// Applies everything still waiting (at the end of a trace).
+    pub fn flush(&mut self) {
+        self.release_before(u64::MAX);
+    }
+
+    fn apply(&mut self, record: &Record, source: &mut dyn MappingSource) {
+        // Pages first: they need the mappings as they were before this record.
+        self.pages.apply(record, &self.address_spaces);
         self.address_spaces.apply(record, source);
         self.processes.apply(record);
+        let time_ns = record.time_ns();
+        let lifecycle = matches!(record, Record::Fork(_) | Record::Exit(_) | Record::Exec(_));
+        if lifecycle || time_ns >= self.last_sample_ns + SAMPLE_INTERVAL_NS {
+            self.samples.push(PageSample {
+                time_ns,
+                sharing: self.pages.sharing(),
+            });
+            self.last_sample_ns = time_ns;
+        }
     }
 }
 

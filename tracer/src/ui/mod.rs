@@ -4,7 +4,10 @@ use std::fmt::Write as _;
 
 use cowtrace_common::FaultKind;
 
-use crate::{model::ProcessTable, records::json::EndLine};
+use crate::{
+    model::{ProcessTable, TraceModel, pages::Sharing},
+    records::json::EndLine,
+};
 
 /// Table columns: header and the fault kind counted in it.
 const KIND_COLUMNS: [(&str, FaultKind); 10] = [
@@ -109,6 +112,90 @@ pub fn summary(table: &ProcessTable, end: &EndLine, page_size: u64) -> String {
             out,
             "records of unknown fault kind: {}",
             table.unknown_fault_kinds()
+        );
+    }
+    out
+}
+
+/// Forks with their cost, and each process's pages: what it copied, reused, first touched,
+/// inherited, and how many it still shared with its relatives the last time it was seen alive.
+pub fn fork_summary(model: &TraceModel, page_size: u64) -> String {
+    let mut out = String::new();
+    let forks = model.pages.forks();
+    if model.pages.processes().next().is_none() {
+        return out;
+    }
+    if !forks.is_empty() {
+        let _ = writeln!(out, "\nforks:");
+    }
+    for fork in forks {
+        let latency = fork
+            .latency_ns
+            .map_or("?".to_string(), |ns| format!("{:.1} µs", ns as f64 / 1e3));
+        let per_gib = fork
+            .ms_per_gib(page_size)
+            .map_or(String::new(), |ms| format!(" ({ms:.1} ms/GiB)"));
+        let _ = writeln!(
+            out,
+            "  {} -> {} ({}): parent had {} private pages, {} marked copy-on-write; took {latency}{per_gib}",
+            fork.parent,
+            fork.child,
+            fork.kind.name(),
+            fork.parent_resident_pages,
+            fork.pages_marked_cow
+        );
+    }
+    let bound = if model.pages.is_lower_bound() {
+        " (records were lost: counts are lower bounds)"
+    } else {
+        ""
+    };
+    let _ = writeln!(out, "\npages per process, sharing as last seen alive{bound}:");
+    let _ = writeln!(
+        out,
+        "{:>8} {:>3} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+        "PID",
+        "GEN",
+        "RESIDENT",
+        "SHARED",
+        "W-PARENT",
+        "W-CHILD",
+        "W-SIBL",
+        "COPIED",
+        "REUSED",
+        "FIRST",
+        "INHERITED"
+    );
+    let mut processes: Vec<_> = model.pages.processes().collect();
+    processes.sort_by_key(|process| (process.generation, process.pid));
+    for process in processes {
+        let last_seen = model
+            .samples
+            .iter()
+            .rev()
+            .find_map(|sample| {
+                sample
+                    .sharing
+                    .iter()
+                    .find(|sharing| sharing.pid == process.pid)
+            })
+            .copied()
+            .unwrap_or(Sharing::default());
+        let counters = process.counters;
+        let _ = writeln!(
+            out,
+            "{:>8} {:>3} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+            process.pid,
+            process.generation,
+            last_seen.resident,
+            last_seen.shared,
+            last_seen.with_parent,
+            last_seen.with_children,
+            last_seen.with_siblings,
+            counters.copied,
+            counters.reused,
+            counters.first_touch,
+            counters.inherited
         );
     }
     out

@@ -2,6 +2,8 @@
 //! its region), the kernel's taskstats (COW copies per task) and `/proc/PID/pagemap` (the frame
 //! behind every page). Pure: takes the workload's report and the records, returns verdicts.
 
+pub mod live;
+
 use cowtrace_common::FaultKind;
 use cowtrace_workloads::report::{ProcessReport, WorkloadReport};
 

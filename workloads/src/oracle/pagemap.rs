@@ -12,6 +12,8 @@ use std::os::unix::fs::FileExt;
 const PRESENT_BIT: u64 = 1 << 63;
 /// Bit 62: the page is swapped out; bits 0-54 then hold swap type and offset, not a PFN.
 const SWAPPED_BIT: u64 = 1 << 62;
+/// Bit 61: the page is a file page or shared anonymous memory (not a private anonymous page).
+const FILE_OR_SHARED_BIT: u64 = 1 << 61;
 /// Bit 56: the page is mapped by exactly one process (its map count is 1).
 const EXCLUSIVE_BIT: u64 = 1 << 56;
 /// Bits 0-54: the page frame number, when present.
@@ -28,6 +30,8 @@ pub struct PageEntry {
     pub pfn: u64,
     /// Mapped by this process only.
     pub exclusive: bool,
+    /// A page cache page or shared anonymous memory, rather than a private anonymous page.
+    pub file_or_shared: bool,
 }
 
 impl PageEntry {
@@ -44,6 +48,7 @@ impl PageEntry {
             present,
             pfn,
             exclusive: word & EXCLUSIVE_BIT != 0,
+            file_or_shared: word & FILE_OR_SHARED_BIT != 0,
         }
     }
 }
@@ -80,7 +85,8 @@ mod tests {
             PageEntry {
                 present: true,
                 pfn: 0x1234_5678,
-                exclusive: true
+                exclusive: true,
+                file_or_shared: false,
             }
         );
     }
@@ -92,6 +98,7 @@ mod tests {
         let entry = PageEntry::decode(word);
         assert!(entry.present);
         assert!(!entry.exclusive);
+        assert!(entry.file_or_shared);
         assert_eq!(entry.pfn, (1 << 55) - 1);
     }
 
