@@ -1,12 +1,10 @@
-//! Which physical frame each page of a region maps, rebuilt from the records alone: a first
-//! touch or a copy gives the faulting process the allocated frame, a reuse keeps the frame, a
-//! fork gives the child the parent's frames. Comparing the result with `/proc/PID/pagemap`
-//! proves the trace right page by page.
+//! Which physical frame each page of a region maps, per process, rebuilt from the records
+//! alone by replaying them through the page model. Comparing the result with
+//! `/proc/PID/pagemap` proves the trace right page by page.
 
 use std::collections::HashMap;
 
-use cowtrace_common::{FaultKind, ForkKind};
-
+use super::{mappings::AddressSpaces, pages::PageModel};
 use crate::records::Record;
 
 /// A contiguous range of virtual pages, the same in every process of a fork family.
@@ -26,44 +24,55 @@ impl Region {
     }
 }
 
-/// Frame (PFN) behind each region page, per process; `None` where the trace never saw one.
-pub fn region_frames(records: &[Record], region: Region) -> HashMap<u32, Vec<Option<u64>>> {
-    // Records from different CPUs can arrive slightly out of order: replay them by time.
-    let mut ordered: Vec<&Record> = records.iter().collect();
+/// The page model after replaying `records` up to `until_ns`, in time order (records from
+/// different CPUs can arrive slightly out of order). No mappings are known offline, so every
+/// private page counts as copy-on-write at a fork.
+pub fn replay(records: &[Record], page_size: u64, until_ns: u64) -> PageModel {
+    let mut ordered: Vec<&Record> = records.iter().filter(|r| r.time_ns() <= until_ns).collect();
     ordered.sort_by_key(|record| record.time_ns());
-    let mut frames: HashMap<u32, Vec<Option<u64>>> = HashMap::new();
+    let spaces = AddressSpaces::new(page_size);
+    let mut model = PageModel::new(page_size);
     for record in ordered {
-        match record {
-            Record::Fault(fault) => {
-                let Some(page) = region.page_of(fault.address) else {
-                    continue;
-                };
-                let gives_new_frame = matches!(
-                    FaultKind::from_u32(fault.kind),
-                    Some(
-                        FaultKind::AnonFirstTouch | FaultKind::CowCopy | FaultKind::FilePrivateCopy
-                    )
-                );
-                if gives_new_frame && fault.alloc_count > 0 {
-                    let process = frames
-                        .entry(fault.header.pid)
-                        .or_insert_with(|| vec![None; region.pages as usize]);
-                    process[page] = Some(fault.new_pfn);
-                }
-            }
-            Record::Fork(fork)
-                if ForkKind::from_clone_flags(fork.clone_flags) == ForkKind::Fork =>
-            {
-                let inherited = frames
-                    .get(&fork.header.pid)
-                    .cloned()
-                    .unwrap_or_else(|| vec![None; region.pages as usize]);
-                frames.insert(fork.child_pid, inherited);
-            }
-            _ => {}
-        }
+        model.apply(record, &spaces);
     }
-    frames
+    model
+}
+
+/// Frame (PFN) behind each region page for every process alive at `until_ns` (the replay
+/// stops there); `None` where the trace never saw one.
+pub fn region_frames_at(records: &[Record], region: Region, until_ns: u64) -> HashMap<u32, Vec<Option<u64>>> {
+    let model = replay(records, region.page_size, until_ns);
+    model
+        .processes()
+        .filter(|process| process.alive)
+        .map(|process| {
+            let frames =
+                (0..region.pages).map(|page| model.frame(process.pid, region.start + page * region.page_size)).collect();
+            (process.pid, frames)
+        })
+        .collect()
+}
+
+/// Frames of the region while the whole family still holds it: just before the first
+/// process that faulted in the region exits (afterwards, processes unmap and leave).
+pub fn region_frames(records: &[Record], region: Region) -> HashMap<u32, Vec<Option<u64>>> {
+    let in_region: std::collections::HashSet<u32> = records
+        .iter()
+        .filter_map(|record| match record {
+            Record::Fault(fault) if region.page_of(fault.address).is_some() => Some(fault.header.pid),
+            _ => None,
+        })
+        .collect();
+    let first_exit = records
+        .iter()
+        .filter_map(|record| match record {
+            Record::Exit(exit) if exit.group_dead != 0 && in_region.contains(&exit.header.pid) => {
+                Some(exit.header.time_ns)
+            }
+            _ => None,
+        })
+        .min();
+    region_frames_at(records, region, first_exit.map_or(u64::MAX, |time| time - 1))
 }
 
 /// Pages where the reconstruction and the kernel's pagemap agree, out of all pages.
@@ -78,7 +87,7 @@ pub fn agreement(reconstructed: &[Option<u64>], pagemap_pfns: &[u64]) -> (usize,
 
 #[cfg(test)]
 mod tests {
-    use cowtrace_common::{FaultRecord, ForkRecord, RecordHeader, RecordType};
+    use cowtrace_common::{FaultKind, FaultRecord, ForkRecord, RecordHeader, RecordType};
 
     use super::*;
 

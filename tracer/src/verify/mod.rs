@@ -8,7 +8,7 @@ use cowtrace_common::FaultKind;
 use cowtrace_workloads::report::{ProcessReport, WorkloadReport};
 
 use crate::{
-    model::frames::{Region, agreement, region_frames},
+    model::frames::{Region, agreement, region_frames_at},
     records::Record,
 };
 
@@ -29,7 +29,6 @@ pub fn check_workload(report: &WorkloadReport, records: &[Record]) -> Vec<Check>
         pages: report.region_pages,
         page_size: report.page_size,
     };
-    let frames = region_frames(records, region);
     let mut checks = Vec::new();
     for process in &report.processes {
         let label = format!("{:?} {}", process.role, process.pid).to_lowercase();
@@ -78,6 +77,9 @@ pub fn check_workload(report: &WorkloadReport, records: &[Record]) -> Vec<Check>
                 ok: traced == taskstats.wpcopy_count,
             });
         }
+        // The model as it was when the workload read pagemap.
+        let checkpoint = process.taskstats.as_ref().map_or(u64::MAX, |taskstats| taskstats.measured_at_ns);
+        let frames = region_frames_at(records, region, checkpoint);
         let reconstructed = frames
             .get(&process.pid)
             .cloned()
