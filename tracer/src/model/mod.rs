@@ -513,3 +513,106 @@ mod tests {
         assert_eq!(table.process(5).unwrap().faults(), 0);
     }
 }
+
+#[cfg(test)]
+mod trace_model_tests {
+    use cowtrace_common::{FaultRecord, ForkRecord, RecordHeader};
+
+    use super::{mappings::AddressSpace, *};
+
+    struct NoProc;
+    impl MappingSource for NoProc {
+        fn mappings(&mut self, _pid: u32) -> Option<AddressSpace> {
+            None
+        }
+        fn mapped_file(&mut self, _pid: u32, _start: u64, _end: u64, _fd: i32) -> Option<String> {
+            None
+        }
+    }
+
+    const MS: u64 = 1_000_000;
+
+    fn fault(time_ns: u64, pid: u32, page: u64, kind: FaultKind, pfn: u64) -> Record {
+        Record::Fault(FaultRecord {
+            header: RecordHeader::fault(time_ns, 0, pid, pid),
+            address: 0x1000_0000 + page * 4096,
+            kind: kind as u32,
+            new_pfn: pfn,
+            alloc_count: 1,
+            ..Default::default()
+        })
+    }
+
+    fn fork(time_ns: u64, parent: u32, child: u32) -> Record {
+        Record::Fork(ForkRecord {
+            header: RecordHeader {
+                record_type: 2,
+                cpu: 1,
+                pid: parent,
+                tid: parent,
+                time_ns,
+            },
+            clone_flags: 0x11,
+            child_pid: child,
+            child_tid: child,
+            comm: [0; 16],
+        })
+    }
+
+    #[test]
+    fn records_from_other_cpus_are_applied_in_time_order() {
+        let mut model = TraceModel::new(4096);
+        let mut source = NoProc;
+        model.push(
+            fault(1 * MS, 10, 0, FaultKind::AnonFirstTouch, 100),
+            &mut source,
+        );
+        // The child's copy (CPU 0) reaches user space before the fork record (CPU 1) that
+        // precedes it in time: applied as it arrives, the child would have no parent frames.
+        model.push(fault(3 * MS, 11, 0, FaultKind::CowCopy, 200), &mut source);
+        model.push(fork(2 * MS, 10, 11), &mut source);
+        // Nothing is applied while the reorder window is open.
+        assert!(model.pages.process(11).is_none());
+        model.push(
+            fault(
+                2 * MS + REORDER_WINDOW_NS + 2 * MS,
+                10,
+                1,
+                FaultKind::AnonFirstTouch,
+                101,
+            ),
+            &mut source,
+        );
+        let child = model.pages.process(11).expect("fork applied");
+        assert_eq!((child.counters.inherited, child.counters.copied), (1, 1));
+        assert_eq!(model.pages.frame(11, 0x1000_0000), Some(200));
+        assert_eq!(model.pages.frame(10, 0x1000_0000), Some(100));
+        // The last record waits for the window or the end of the trace.
+        assert_eq!(model.pages.frame(10, 0x1000_1000), None);
+        model.flush();
+        assert_eq!(model.pages.frame(10, 0x1000_1000), Some(101));
+        assert_eq!(
+            model.processes.process(11).map(|p| p.pages_copied()),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn sharing_is_sampled_at_forks() {
+        let mut model = TraceModel::new(4096);
+        let mut source = NoProc;
+        model.push(
+            fault(MS, 10, 0, FaultKind::AnonFirstTouch, 100),
+            &mut source,
+        );
+        model.push(fork(2 * MS, 10, 11), &mut source);
+        model.flush();
+        let at_fork = model
+            .samples
+            .iter()
+            .find(|s| s.time_ns == 2 * MS)
+            .expect("sample at the fork");
+        let child = at_fork.sharing.iter().find(|s| s.pid == 11).unwrap();
+        assert_eq!((child.resident, child.with_parent), (1, 1));
+    }
+}
