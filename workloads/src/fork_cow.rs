@@ -180,6 +180,8 @@ impl Plan {
             misplaced_pages: 0,
             expected_shared: expectations.shared_pages,
             expected_copied: expectations.copied_pages,
+            expected_not_present: 0,
+            views: Vec::new(),
             ok: false,
             note: None,
         };
@@ -255,6 +257,8 @@ fn sample_taskstats(tasks: &[(u32, bool)]) -> Vec<Result<TaskstatsSample, String
 struct ProcessFacts<'a> {
     role: Role,
     pid: u32,
+    parent_pid: Option<u32>,
+    checkpoint_ns: u64,
     tid: u32,
     expected: FaultCounts,
     taskstats_baseline: Option<TaskstatsSample>,
@@ -266,6 +270,8 @@ fn process_report(facts: ProcessFacts<'_>) -> ProcessReport {
     let ProcessFacts {
         role,
         pid,
+        parent_pid,
+        checkpoint_ns,
         tid,
         expected,
         taskstats_baseline,
@@ -286,6 +292,14 @@ fn process_report(facts: ProcessFacts<'_>) -> ProcessReport {
         taskstats_error,
         region_pfns: entries.iter().map(|entry| entry.pfn).collect(),
         region_exclusive_pages: entries.iter().filter(|entry| entry.exclusive).count() as u64,
+        name: format!("{role:?}").to_lowercase(),
+        parent_pid,
+        checkpoint_ns: Some(checkpoint_ns),
+        expected_shared_pages: None,
+        shared_pages: None,
+        expected_exclusive_pages: None,
+        region_file_pages: Vec::new(),
+        note: None,
     }
 }
 
@@ -321,8 +335,10 @@ pub(crate) fn run(report_path: Option<&Path>) -> anyhow::Result<()> {
     let start = region.start_addr();
     let parent_entries = pagemap::read_range(parent_pid, start, region.pages())
         .context("reading the parent's pagemap")?;
+    let parent_checkpoint_ns = sys::monotonic_ns();
     let child_entries = pagemap::read_range(child_pid, start, region.pages())
         .context("reading the child's pagemap")?;
+    let child_checkpoint_ns = sys::monotonic_ns();
     let mut samples = sample_taskstats(&[
         (parent_tid, expectations.parent.cow_copy > 0),
         (child_pid, expectations.child.cow_copy > 0),
@@ -343,6 +359,8 @@ pub(crate) fn run(report_path: Option<&Path>) -> anyhow::Result<()> {
             process_report(ProcessFacts {
                 role: Role::Parent,
                 pid: parent_pid,
+                parent_pid: None,
+                checkpoint_ns: parent_checkpoint_ns,
                 tid: parent_tid,
                 expected: expectations.parent,
                 taskstats_baseline: parent_baseline,
@@ -352,6 +370,8 @@ pub(crate) fn run(report_path: Option<&Path>) -> anyhow::Result<()> {
             process_report(ProcessFacts {
                 role: Role::Child,
                 pid: child_pid,
+                parent_pid: Some(parent_pid),
+                checkpoint_ns: child_checkpoint_ns,
                 tid: child_pid,
                 expected: expectations.child,
                 // A forked task's counters start from zero.
@@ -363,6 +383,8 @@ pub(crate) fn run(report_path: Option<&Path>) -> anyhow::Result<()> {
         ok: check.ok && child_exit.success(),
         pagemap_check: check,
         child_exit: child_exit.to_string(),
+        timeline: Vec::new(),
+        mappings: Vec::new(),
     };
     if let Some(path) = report_path {
         let json = serde_json::to_string_pretty(&report)?;

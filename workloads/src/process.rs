@@ -203,6 +203,7 @@ mod tests {
 
     #[test]
     fn child_runs_work_then_exits_cleanly_when_released() {
+        let _alone = crate::exclusive_forks();
         let region = crate::sys::AnonRegion::map(1, crate::sys::page_size()).unwrap();
         region.write_pages(0..1, 1);
         // SAFETY: a volatile store is async-signal-safe.
@@ -216,6 +217,7 @@ mod tests {
 
     #[test]
     fn dropping_an_unreleased_child_reaps_it() {
+        let _alone = crate::exclusive_forks();
         // SAFETY: the empty closure is trivially async-signal-safe.
         let mut child = unsafe { BlockedChild::fork(|| {}) }.unwrap();
         child.wait_ready().unwrap();

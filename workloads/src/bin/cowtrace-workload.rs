@@ -25,7 +25,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.list {
         for workload in cowtrace_workloads::list() {
-            println!("{:<12} {}", workload.name, workload.summary);
+            println!("{:<24} {}", workload.name, workload.summary);
         }
         return Ok(());
     }

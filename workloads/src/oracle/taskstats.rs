@@ -564,6 +564,7 @@ mod tests {
     #[test]
     #[ignore = "needs root: run with cargo xtask test"]
     fn child_writing_cow_pages_counts_at_least_that_many_copies() {
+        let _alone = crate::exclusive_forks();
         let _accounting = DelayAccountingGuard::enable().unwrap();
         let region =
             crate::sys::AnonRegion::map(PRE_TOUCHED_COW_PAGES, crate::sys::page_size()).unwrap();
