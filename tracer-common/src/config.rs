@@ -43,6 +43,13 @@ pub struct ProbeConfig {
     pub syscall_args: u32,
     /// `syscalls:sys_exit_*`: ret (8 bytes).
     pub syscall_ret: u32,
+    /// `filemap:mm_filemap_map_pages`: index and last_index (8 bytes each), the file pages
+    /// fault-around scanned.
+    pub map_pages_index: u32,
+    pub map_pages_last_index: u32,
+    /// `filemap:mm_filemap_add_to_page_cache`: order (1 byte), or [`OFFSET_ABSENT`] on kernels
+    /// that add only single pages.
+    pub cache_fill_order: u32,
     pub reserved: u32,
 }
 

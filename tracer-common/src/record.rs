@@ -64,6 +64,13 @@ pub struct FaultRecord {
     pub alloc_order: u32,
     /// How many movable allocations the fault made (readahead can make several).
     pub alloc_count: u32,
+    /// Pages in the ranges fault-around (`filemap_map_pages`) scanned in the fault: an upper
+    /// bound of the pages it mapped (the faulting one included), equal when the whole range was
+    /// cached and unmapped.
+    pub fault_around_window_pages: u32,
+    /// Pages added to the page cache during the fault: read from disk (the faulting page, or
+    /// readahead of its neighbours).
+    pub cache_fill_pages: u32,
     pub reserved: u32,
 }
 

@@ -7,6 +7,8 @@ use cowtrace_common::{
 };
 
 const MOVABLE: u32 = 1;
+/// One page entering the page cache.
+const CACHE_FILL: Event = Event::CacheFill { order: 0 };
 const UNMOVABLE: u32 = 0;
 
 /// Events between a fault's start and its end, as the tracepoints deliver them.
@@ -17,7 +19,13 @@ enum Event {
         migratetype: u32,
     },
     Filemap,
-    CacheFill,
+    FaultAround {
+        index: u64,
+        last_index: u64,
+    },
+    CacheFill {
+        order: u32,
+    },
     Major,
 }
 
@@ -31,7 +39,8 @@ fn run(error_code: u32, events: &[Event]) -> cowtrace_common::FaultRecord {
                 migratetype,
             } => fault.on_page_alloc(pfn, order, migratetype, MOVABLE),
             Event::Filemap => fault.on_filemap(),
-            Event::CacheFill => fault.on_cache_fill(),
+            Event::FaultAround { index, last_index } => fault.on_fault_around(index, last_index),
+            Event::CacheFill { order } => fault.on_cache_fill(order),
             Event::Major => fault.on_major(),
         }
     }
@@ -140,10 +149,7 @@ fn page_cache_fill_or_pgmajfault_is_a_major_fault() {
     );
     // Readahead allocates page cache pages (movable) and fills the cache: still major, not a copy.
     assert_eq!(
-        kind(
-            USER,
-            &[alloc(1), Event::CacheFill, alloc(2), Event::CacheFill]
-        ),
+        kind(USER, &[alloc(1), CACHE_FILL, alloc(2), CACHE_FILL]),
         FaultKind::FileMajor
     );
 }
@@ -193,4 +199,74 @@ fn kind_names_round_trip_and_are_unique() {
         assert_eq!(FaultKind::from_u32(index as u32), Some(*kind));
     }
     assert_eq!(FaultKind::from_u32(FaultKind::COUNT as u32), None);
+}
+
+#[test]
+fn fault_around_counts_the_pages_of_every_range_it_scanned() {
+    // A read fault that fault-around serves: one range of 16 pages.
+    let record = run(
+        USER,
+        &[Event::FaultAround {
+            index: 32,
+            last_index: 47,
+        }],
+    );
+    assert_eq!(FaultKind::from_u32(record.kind), Some(FaultKind::FileMinor));
+    assert_eq!(record.fault_around_window_pages, 16);
+    assert_eq!(record.cache_fill_pages, 0);
+    // A major fault scans again when it is retried after the read: both ranges count.
+    let record = run(
+        USER,
+        &[
+            Event::FaultAround {
+                index: 0,
+                last_index: 15,
+            },
+            Event::Filemap,
+            alloc(9),
+            CACHE_FILL,
+            Event::Major,
+            Event::FaultAround {
+                index: 0,
+                last_index: 10,
+            },
+        ],
+    );
+    assert_eq!(FaultKind::from_u32(record.kind), Some(FaultKind::FileMajor));
+    assert_eq!(record.fault_around_window_pages, 16 + 11);
+    // A range clamped to one page (the end of the file), and a malformed one (ignored).
+    let record = run(
+        USER,
+        &[
+            Event::FaultAround {
+                index: 7,
+                last_index: 7,
+            },
+            Event::FaultAround {
+                index: 9,
+                last_index: 8,
+            },
+        ],
+    );
+    assert_eq!(record.fault_around_window_pages, 1);
+}
+
+#[test]
+fn cache_fills_count_pages_by_folio_order() {
+    // Readahead of one single page and one 16 KiB folio (order 2).
+    let record = run(
+        USER,
+        &[
+            Event::Filemap,
+            CACHE_FILL,
+            Event::CacheFill { order: 2 },
+            Event::Major,
+        ],
+    );
+    assert_eq!(record.cache_fill_pages, 1 + 4);
+    assert_ne!(record.flags & flags::CACHE_FILL, 0);
+    // An order no kernel uses adds nothing rather than overflowing.
+    let record = run(USER, &[Event::CacheFill { order: 40 }]);
+    assert_eq!(record.cache_fill_pages, 0);
+    assert_ne!(record.flags & flags::FILEMAP, 0);
 }

@@ -11,7 +11,7 @@ fn records_have_no_padding_and_fixed_sizes() {
     assert_eq!(size_of::<RecordHeader>(), 4 * 4 + 8);
     assert_eq!(
         size_of::<FaultRecord>(),
-        size_of::<RecordHeader>() + 3 * 8 + 6 * 4
+        size_of::<RecordHeader>() + 3 * 8 + 8 * 4
     );
     assert_eq!(
         size_of::<ForkRecord>(),
@@ -25,11 +25,14 @@ fn records_have_no_padding_and_fixed_sizes() {
         size_of::<ExitRecord>(),
         size_of::<RecordHeader>() + 2 * 4 + 16
     );
-    assert_eq!(size_of::<FaultInFlight>(), 3 * 8 + 4 * 4);
-    assert_eq!(size_of::<ProbeConfig>(), 20 * 4);
-    assert_eq!(size_of::<SyscallRecord>(), size_of::<RecordHeader>() + 6 * 8 + 8 + 8 + 2 * 4);
+    assert_eq!(size_of::<FaultInFlight>(), 3 * 8 + 6 * 4);
+    assert_eq!(size_of::<ProbeConfig>(), 23 * 4);
+    assert_eq!(
+        size_of::<SyscallRecord>(),
+        size_of::<RecordHeader>() + 6 * 8 + 8 + 8 + 2 * 4
+    );
     assert_eq!(size_of::<config::SyscallInFlight>(), 8 + 6 * 8 + 2 * 4);
-    assert_eq!(size_of::<FaultRecord>(), 72);
+    assert_eq!(size_of::<FaultRecord>(), 80);
 }
 
 #[test]

@@ -1,16 +1,25 @@
-//! `filemap:mm_filemap_add_to_page_cache`: a page entered the page cache while a fault was in
-//! flight in this thread, so the fault had to read it: a major fault even where the kernel's
-//! own accounting (`PGMAJFAULT`) does not say so, as with readahead.
+//! `filemap:mm_filemap_add_to_page_cache`: a folio entered the page cache while a fault was in
+//! flight in this thread, so the fault had to read it: its own page (a major fault) or, as
+//! readahead, its neighbours. The folio's pages are counted: the bytes the fault read.
 
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use cowtrace_common::config::OFFSET_ABSENT;
 
-use crate::{maps::INFLIGHT, output::current_task};
+use crate::{config::setting, maps::INFLIGHT, output::current_task};
 
 #[tracepoint]
-pub fn cache_fill(_ctx: TracePointContext) -> u32 {
+pub fn cache_fill(ctx: TracePointContext) -> u32 {
     let (_, tid) = current_task();
-    if let Some(fault) = INFLIGHT.get_ptr_mut(&tid) {
-        unsafe { (*fault).on_cache_fill() };
-    }
+    let Some(fault) = INFLIGHT.get_ptr_mut(&tid) else {
+        return 0;
+    };
+    let offset = setting(|c| &c.cache_fill_order);
+    // Kernels without the field add single pages.
+    let order = if offset == OFFSET_ABSENT {
+        0
+    } else {
+        unsafe { ctx.read_at::<u8>(offset as usize) }.unwrap_or(0)
+    };
+    unsafe { (*fault).on_cache_fill(order as u32) };
     0
 }

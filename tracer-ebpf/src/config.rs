@@ -24,6 +24,9 @@ static CONFIG: ProbeConfig = ProbeConfig {
     syscall_nr: 0,
     syscall_args: 0,
     syscall_ret: 0,
+    map_pages_index: 0,
+    map_pages_last_index: 0,
+    cache_fill_order: 0,
     reserved: 0,
 };
 

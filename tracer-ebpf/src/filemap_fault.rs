@@ -1,5 +1,5 @@
-//! `filemap:mm_filemap_fault` and `filemap:mm_filemap_map_pages` (same program, both
-//! attached): the fault in flight went through the page cache, so it is a file fault.
+//! `filemap:mm_filemap_fault`: the fault in flight went through the page cache, so it is a
+//! file fault.
 
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 

@@ -12,6 +12,7 @@ mod maps;
 mod output;
 
 mod cache_fill;
+mod fault_around;
 mod fault_end;
 mod fault_start;
 mod filemap_fault;

@@ -40,6 +40,9 @@ pub enum Command {
     /// Run a bundled workload under the tracer and check the trace against its known answer.
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
+    /// Render a recorded trace (`--json FILE`) as an HTML and a Markdown report with charts.
+    #[command(after_help = REPORT_EXAMPLES)]
+    Report(ReportArgs),
     /// Internal: executes a bundled workload in this process (what `run` traces).
     #[command(name = "__workload", hide = true)]
     Workload {
@@ -104,6 +107,35 @@ pub struct RunArgs {
     pub workload_report: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Also render a report (charts, HTML, Markdown) into DIR, with the trace and the
+    /// workload's report beside it (default DIR: WORKLOAD-report).
+    #[arg(long, value_name = "DIR", num_args = 0..=1)]
+    pub report: Option<Option<PathBuf>>,
+}
+
+const REPORT_EXAMPLES: &str = "\
+EXAMPLES:
+    cowtrace report faults.jsonl                 # writes faults-report/report.html, report.md, charts
+    cowtrace report faults.jsonl -o out          # into out/
+    cowtrace report cut.jsonl --partial          # a trace without its end line, with a warning
+    sudo cowtrace run fork-cow --report          # run, check and render in one go";
+
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// The trace: JSON lines written by `cowtrace trace --json FILE` or `cowtrace run --json`.
+    #[arg(value_name = "FILE")]
+    pub trace: PathBuf,
+    /// Directory for report.html, report.md and the charts (SVG and PNG); default: the
+    /// trace's name with `-report`, beside it.
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// The workload's own report (`cowtrace run --workload-report`): the seed diagram then
+    /// uses the workload's region and is checked against its pagemap.
+    #[arg(long, value_name = "FILE")]
+    pub workload_report: Option<PathBuf>,
+    /// Render a truncated trace (no `end` line) instead of refusing it; the report says so.
+    #[arg(long)]
+    pub partial: bool,
 }
 
 fn parse_ring_buffer_mb(text: &str) -> Result<u32, String> {

@@ -11,5 +11,6 @@ pub mod commands;
 pub mod model;
 pub mod probes;
 pub mod records;
+pub mod report;
 pub mod ui;
 pub mod verify;

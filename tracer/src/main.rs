@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Trace(args) => commands::trace::trace_command(args).await,
             Command::Run(args) => commands::run::run_command(args).await,
+            Command::Report(args) => commands::report::report_command(args),
             Command::Workload { .. } => unreachable!("handled above"),
         }
     });

@@ -85,6 +85,7 @@ fn assert_new_frames_match_pagemap(lines: &[JsonLine], report: &WorkloadReport) 
         let expected_allocating = match process.role {
             Role::Parent => 1009,
             Role::Child => 503,
+            other => panic!("fork-cow has no {other:?}"),
         };
         assert_eq!(
             checked, expected_allocating,

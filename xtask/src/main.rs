@@ -3,6 +3,7 @@
 
 mod cargo;
 mod process;
+mod report;
 mod setup;
 
 use std::{
@@ -28,7 +29,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Install the build's prerequisites: rust-src, bpf-linker, bpftool, jq (idempotent)
+    /// Install the build's prerequisites: rust-src, bpf-linker, bpftool, jq, chromium (idempotent)
     Setup,
     /// Set up, then build the workspace (release unless --debug)
     Build {
@@ -44,6 +45,9 @@ enum Task {
     },
     /// Set up, build, then trace the fork-cow workload as root
     Demo,
+    /// Set up, build, then regenerate the example report of every bundled workload in reports/
+    /// (runs each as root)
+    Report,
 }
 
 fn main() -> ExitCode {
@@ -71,6 +75,7 @@ fn run(task: Task) -> Result<ExitCode> {
         }
         Task::Test { args } => test(&root, &args),
         Task::Demo => demo(&root),
+        Task::Report => report::run(&root, &build(&root, false)?),
     }
 }
 

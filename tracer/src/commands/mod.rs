@@ -1,5 +1,6 @@
 //! The subcommands.
 
+pub mod report;
 pub mod run;
 pub mod trace;
 

@@ -12,7 +12,7 @@ use cowtrace_workloads::{oracle::taskstats::DelayAccountingGuard, report::Worklo
 use crate::{
     cli::RunArgs,
     commands::{
-        require_root,
+        report, require_root,
         trace::{SessionOptions, Target, run_session},
     },
     ui, verify,
@@ -43,10 +43,18 @@ pub async fn run_command(args: RunArgs) -> Result<i32> {
     require_root()?;
 
     let scratch = tempfile::tempdir().context("creating a scratch directory")?;
+    // `--report DIR` keeps the trace and the workload's report in DIR, beside the report.
+    let rendered_report_dir = report::run_report_dir(&args, &name)?;
+    let in_report_dir = |file| rendered_report_dir.as_ref().map(|dir| dir.join(file));
     let report_path = args
         .workload_report
         .clone()
+        .or_else(|| in_report_dir(report::WORKLOAD_REPORT_FILE))
         .unwrap_or_else(|| scratch.path().join("report.json"));
+    let json_path = args
+        .json
+        .clone()
+        .or_else(|| in_report_dir(report::TRACE_FILE));
     let exe = std::env::current_exe().context("locating the cowtrace binary")?;
 
     // taskstats counts COW copies per task only while delay accounting is on: switch it on for
@@ -62,7 +70,7 @@ pub async fn run_command(args: RunArgs) -> Result<i32> {
             "--report".into(),
             report_path.to_string_lossy().into_owned(),
         ]),
-        json: args.json.clone(),
+        json: json_path.clone(),
         interval: None::<Duration>,
         count: None,
         output: args.output.clone(),
@@ -78,11 +86,25 @@ pub async fn run_command(args: RunArgs) -> Result<i32> {
         "{}",
         ui::summary(&outcome.model.processes, &outcome.end, outcome.page_size)
     );
+    let _ = write!(
+        out,
+        "{}",
+        ui::mappings::mapping_table(
+            &outcome.model.mappings,
+            ui::mappings::TOP_MAPPINGS,
+            outcome.page_size
+        )
+    );
     let text = std::fs::read_to_string(&report_path)
         .with_context(|| format!("the workload wrote no report at {}", report_path.display()))?;
     let report: WorkloadReport = serde_json::from_str(&text)
         .with_context(|| format!("malformed workload report {}", report_path.display()))?;
-    let mut checks = verify::check_workload(&report, &outcome.records);
+    // An mmap workload states its answer per mapping; a fork workload per process and region.
+    let mut checks = if report.mappings.is_empty() {
+        verify::check_workload(&report, &outcome.records)
+    } else {
+        verify::mappings::check_mappings(&report, &outcome.faults)
+    };
     checks.push(verify::Check {
         process: "all".into(),
         what: "records lost (dropped)".into(),
@@ -93,9 +115,14 @@ pub async fn run_command(args: RunArgs) -> Result<i32> {
                 == outcome.end.records_produced,
     });
     let workload_ok = outcome.end.command_exit_code == Some(0) && report.ok;
+    let oracles = if report.mappings.is_empty() {
+        "taskstats and pagemap"
+    } else {
+        "and what it read from pagemap, mincore and smaps"
+    };
     let _ = writeln!(
         out,
-        "\n{name}: trace checked against the workload's arithmetic, taskstats and pagemap"
+        "\n{name}: trace checked against the workload's arithmetic, {oracles}"
     );
     let _ = write!(out, "{}", verify::render(&checks));
     let passed = workload_ok && checks.iter().all(|check| check.ok);
@@ -107,5 +134,9 @@ pub async fn run_command(args: RunArgs) -> Result<i32> {
         );
     }
     let _ = writeln!(out, "RESULT: {}", if passed { "PASS" } else { "FAIL" });
+    drop(out);
+    if let (Some(dir), Some(trace)) = (&rendered_report_dir, &json_path) {
+        report::render_run_report(dir, trace, &report_path)?;
+    }
     Ok(if passed { 0 } else { 1 })
 }

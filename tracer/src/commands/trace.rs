@@ -22,6 +22,7 @@ use crate::{
     commands::require_root,
     model::{
         ProcessTable, REORDER_WINDOW_NS, TraceModel,
+        fault_attribution::AttributedFault,
         mappings::{MappingSource as _, ProcMappingSource},
     },
     probes::{ProbeMaps, ProbeOptions, Probes},
@@ -63,6 +64,8 @@ pub struct SessionOutcome {
     pub verification: Option<Vec<verify::live::LiveCheck>>,
     pub end: EndLine,
     pub records: Vec<Record>,
+    /// With `keep_records`: every fault in time order, with its mapping and refined kind.
+    pub faults: Vec<AttributedFault>,
     pub page_size: u64,
     /// Pid of the traced command (mode `command`).
     pub command_pid: Option<u32>,
@@ -98,6 +101,15 @@ pub async fn trace_command(args: TraceArgs) -> Result<i32> {
         out,
         "{}",
         ui::summary(&outcome.model.processes, &outcome.end, outcome.page_size)
+    );
+    let _ = write!(
+        out,
+        "{}",
+        ui::mappings::mapping_table(
+            &outcome.model.mappings,
+            ui::mappings::TOP_MAPPINGS,
+            outcome.page_size
+        )
     );
     let _ = write!(
         out,
@@ -212,23 +224,25 @@ pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
         banner(&options.target, &initial_pids, &probes, json_to_stdout);
     }
 
+    // JSON lines and kept faults come from the model once it has applied a record: a fault's
+    // mapping is known then, and lines come in time order.
+    if json.is_some() || options.keep_records {
+        model.collect_applied();
+    }
     let mut records = Vec::new();
+    let mut faults = Vec::new();
     let mut received = 0u64;
-    let mut handle =
-        |record: Record, model: &mut TraceModel, json: &mut Option<Box<dyn Write>>| -> Result<()> {
-            received += 1;
-            if record.pid() == own_pid {
-                return Ok(());
-            }
-            model.push(record, &mut mapping_source);
-            if let Some(json) = json.as_mut() {
-                write_json(json, &JsonLine::from(&record))?;
-            }
-            if options.keep_records {
-                records.push(record);
-            }
-            Ok(())
-        };
+    let mut handle = |record: Record, model: &mut TraceModel| -> Result<()> {
+        received += 1;
+        if record.pid() == own_pid {
+            return Ok(());
+        }
+        model.push(record, &mut mapping_source);
+        if options.keep_records {
+            records.push(record);
+        }
+        Ok(())
+    };
 
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -246,13 +260,15 @@ pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
                 let mut guard = guard?;
                 let ring = guard.get_inner_mut();
                 while let Some(item) = ring.next() {
-                    handle(decode(&item)?, &mut model, &mut json)?;
+                    handle(decode(&item)?, &mut model)?;
                 }
                 guard.clear_ready();
+                emit_applied(&mut model, &mut json, options.keep_records.then_some(&mut faults))?;
                 probes.flush_logs();
             }
             _ = flush_ticker.tick() => {
                 model.release_before(monotonic_ns().saturating_sub(REORDER_WINDOW_NS));
+                emit_applied(&mut model, &mut json, options.keep_records.then_some(&mut faults))?;
                 let dropped = maps.counter(Counter::RecordsDropped)?;
                 if dropped > dropped_seen {
                     dropped_seen = dropped;
@@ -297,9 +313,14 @@ pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
     while let Some(item) = ring_buffer.next() {
         let record = decode(&item)?;
         drop(item);
-        handle(record, &mut model, &mut json)?;
+        handle(record, &mut model)?;
     }
     model.flush();
+    emit_applied(
+        &mut model,
+        &mut json,
+        options.keep_records.then_some(&mut faults),
+    )?;
     if maps.counter(Counter::RecordsDropped)? > 0 {
         model.pages.record_gap();
     }
@@ -317,9 +338,44 @@ pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
         verification,
         end,
         records,
+        faults,
         page_size,
         command_pid: initial_pids.first().copied().filter(|_| child.is_some()),
     })
+}
+
+/// Writes the records the model has applied since the last call as JSON lines, each fault with
+/// its mapping and refined kind, and keeps the faults in `faults` if given.
+fn emit_applied(
+    model: &mut TraceModel,
+    json: &mut Option<Box<dyn Write>>,
+    mut faults: Option<&mut Vec<AttributedFault>>,
+) -> Result<()> {
+    for applied in model.take_applied() {
+        if let Some(json) = json.as_mut() {
+            let line = match (JsonLine::from(&applied.record), &applied.fault) {
+                (JsonLine::Fault(line), Some(attribution)) => {
+                    let mapping = attribution.mapping.as_ref();
+                    JsonLine::Fault(line.attributed(
+                        attribution.kind,
+                        mapping.map(|mapping| mapping.name.as_str()),
+                        mapping.and_then(|mapping| mapping.file_offset),
+                    ))
+                }
+                (line, _) => line,
+            };
+            write_json(json, &line)?;
+        }
+        if let (Some(faults), Record::Fault(record), Some(attribution)) =
+            (faults.as_mut(), applied.record, applied.fault)
+        {
+            faults.push(AttributedFault {
+                record,
+                attribution,
+            });
+        }
+    }
+    Ok(())
 }
 
 async fn tick(ticker: &mut Option<tokio::time::Interval>) {

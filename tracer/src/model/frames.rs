@@ -40,14 +40,19 @@ pub fn replay(records: &[Record], page_size: u64, until_ns: u64) -> PageModel {
 
 /// Frame (PFN) behind each region page for every process alive at `until_ns` (the replay
 /// stops there); `None` where the trace never saw one.
-pub fn region_frames_at(records: &[Record], region: Region, until_ns: u64) -> HashMap<u32, Vec<Option<u64>>> {
+pub fn region_frames_at(
+    records: &[Record],
+    region: Region,
+    until_ns: u64,
+) -> HashMap<u32, Vec<Option<u64>>> {
     let model = replay(records, region.page_size, until_ns);
     model
         .processes()
         .filter(|process| process.alive)
         .map(|process| {
-            let frames =
-                (0..region.pages).map(|page| model.frame(process.pid, region.start + page * region.page_size)).collect();
+            let frames = (0..region.pages)
+                .map(|page| model.frame(process.pid, region.start + page * region.page_size))
+                .collect();
             (process.pid, frames)
         })
         .collect()
@@ -59,7 +64,9 @@ pub fn region_frames(records: &[Record], region: Region) -> HashMap<u32, Vec<Opt
     let in_region: std::collections::HashSet<u32> = records
         .iter()
         .filter_map(|record| match record {
-            Record::Fault(fault) if region.page_of(fault.address).is_some() => Some(fault.header.pid),
+            Record::Fault(fault) if region.page_of(fault.address).is_some() => {
+                Some(fault.header.pid)
+            }
             _ => None,
         })
         .collect();
@@ -72,15 +79,23 @@ pub fn region_frames(records: &[Record], region: Region) -> HashMap<u32, Vec<Opt
             _ => None,
         })
         .min();
-    region_frames_at(records, region, first_exit.map_or(u64::MAX, |time| time - 1))
+    region_frames_at(
+        records,
+        region,
+        first_exit.map_or(u64::MAX, |time| time - 1),
+    )
 }
 
-/// Pages where the reconstruction and the kernel's pagemap agree, out of all pages.
+/// Pages where the reconstruction and the kernel's pagemap agree, out of all pages: the same
+/// frame, or no frame where pagemap has none (PFN 0: not present).
 pub fn agreement(reconstructed: &[Option<u64>], pagemap_pfns: &[u64]) -> (usize, usize) {
     let agree = reconstructed
         .iter()
         .zip(pagemap_pfns)
-        .filter(|(frame, pfn)| **pfn != 0 && **frame == Some(**pfn))
+        .filter(|(frame, pfn)| match **pfn {
+            0 => frame.is_none(),
+            pfn => **frame == Some(pfn),
+        })
         .count();
     (agree, pagemap_pfns.len())
 }
@@ -144,8 +159,10 @@ mod tests {
             frames[&11],
             vec![Some(200), Some(101), Some(102), None, None]
         );
-        assert_eq!(agreement(&frames[&11], &[200, 101, 102, 0, 0]), (3, 5));
-        assert_eq!(agreement(&frames[&10], &[100, 999, 102, 0, 0]), (2, 5));
+        assert_eq!(agreement(&frames[&11], &[200, 101, 102, 0, 0]), (5, 5));
+        assert_eq!(agreement(&frames[&10], &[100, 999, 102, 0, 0]), (4, 5));
+        // A frame the model has where the kernel has none is a disagreement too.
+        assert_eq!(agreement(&[Some(7)], &[0]), (0, 1));
     }
 
     #[test]

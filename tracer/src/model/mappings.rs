@@ -106,6 +106,9 @@ pub trait MappingSource {
     }
 }
 
+/// How `/proc/PID/maps` names `MAP_SHARED | MAP_ANONYMOUS` memory (and shared `/dev/zero`).
+const SHARED_ANONYMOUS_PATH: &str = "/dev/zero (deleted)";
+
 const MAP_SHARED: u64 = 0x01;
 const MAP_SHARED_VALIDATE: u64 = 0x03;
 const MAP_ANONYMOUS: u64 = 0x20;
@@ -122,6 +125,13 @@ impl AddressSpace {
         let mut space = AddressSpace::default();
         for map in maps {
             let backing = match map.pathname {
+                // Shared anonymous memory is a shmem file the kernel names after /dev/zero.
+                MMapPath::Path(path)
+                    if map.perms.contains(MMPermissions::SHARED)
+                        && path.as_os_str() == SHARED_ANONYMOUS_PATH =>
+                {
+                    Backing::SharedAnonymous
+                }
                 MMapPath::Path(path) => Backing::File(path.to_string_lossy().into_owned()),
                 MMapPath::Heap => Backing::Heap,
                 MMapPath::Stack | MMapPath::TStack(_) => Backing::Stack,
@@ -351,17 +361,17 @@ impl AddressSpaces {
 
     pub fn apply(&mut self, record: &Record, source: &mut dyn MappingSource) {
         match record {
-            Record::Fork(fork) => {
-                // A forked child starts with a copy of the parent's mappings; a vfork child
-                // shares them until it execs, which replaces them anyway.
-                if ForkKind::from_clone_flags(fork.clone_flags) != ForkKind::Thread {
-                    let inherited = self.spaces.get(&fork.header.pid).cloned();
-                    match inherited {
-                        Some(space) => {
-                            self.spaces.insert(fork.child_pid, space);
-                        }
-                        None => self.adopt(fork.child_pid, source),
+            // A forked child starts with a copy of the parent's mappings; a vfork child shares
+            // them until it execs, which replaces them anyway.
+            Record::Fork(fork)
+                if ForkKind::from_clone_flags(fork.clone_flags) != ForkKind::Thread =>
+            {
+                let inherited = self.spaces.get(&fork.header.pid).cloned();
+                match inherited {
+                    Some(space) => {
+                        self.spaces.insert(fork.child_pid, space);
                     }
+                    None => self.adopt(fork.child_pid, source),
                 }
             }
             // The kernel built a new image without syscalls: read it.
@@ -403,14 +413,39 @@ impl MappingSource for ProcMappingSource {
         AddressSpace::parse_proc_maps(&text).ok()
     }
 
-    fn mapped_file(&mut self, pid: u32, start: u64, end: u64, fd: i32) -> Option<String> {
+    fn mapped_file(&mut self, pid: u32, start: u64, end: u64, _fd: i32) -> Option<String> {
         // map_files names the mapping itself (it outlives the descriptor, which is often
-        // closed right after mmap); the descriptor is the fallback.
-        std::fs::read_link(format!("/proc/{pid}/map_files/{start:x}-{end:x}"))
-            .or_else(|_| std::fs::read_link(format!("/proc/{pid}/fd/{fd}")))
+        // closed right after mmap). By the time the record is read the mapping may have been
+        // split (ld.so maps a library whole, then segments and RELRO over it) or merged with
+        // a neighbour: any entry overlapping it names the file. The descriptor is no fallback:
+        // when the mapping is gone, its number has often been reused for another file already
+        // (ld.so maps /etc/ld.so.cache with descriptor 3, unmaps it, closes it, and the
+        // program's first open gets 3 again), and no name beats a wrong one.
+        let map_files = format!("/proc/{pid}/map_files");
+        std::fs::read_link(format!("{map_files}/{start:x}-{end:x}"))
+            .or_else(|_| {
+                let piece = std::fs::read_dir(&map_files)?
+                    .filter_map(|entry| entry.ok())
+                    .find(|entry| {
+                        map_files_range(&entry.file_name().to_string_lossy()).is_some_and(
+                            |(piece_start, piece_end)| piece_start < end && piece_end > start,
+                        )
+                    })
+                    .ok_or(std::io::ErrorKind::NotFound)?;
+                std::fs::read_link(piece.path())
+            })
             .ok()
             .map(|path| path.to_string_lossy().into_owned())
     }
+}
+
+/// The range of a `/proc/PID/map_files` entry name (`start-end` in hex).
+fn map_files_range(name: &str) -> Option<(u64, u64)> {
+    let (start, end) = name.split_once('-')?;
+    Some((
+        u64::from_str_radix(start, 16).ok()?,
+        u64::from_str_radix(end, 16).ok()?,
+    ))
 }
 
 #[cfg(test)]
@@ -448,6 +483,16 @@ mod tests {
     }
 
     #[test]
+    fn map_files_names_are_ranges() {
+        assert_eq!(
+            map_files_range("7f1200000000-7f1200003000"),
+            Some((0x7f12_0000_0000, 0x7f12_0000_3000))
+        );
+        assert_eq!(map_files_range("not-a-range"), None);
+        assert_eq!(map_files_range("1234"), None);
+    }
+
+    #[test]
     fn parses_proc_maps_into_backings_and_permissions() {
         let space = AddressSpace::parse_proc_maps(MAPS).unwrap();
         assert_eq!(space.mappings().count(), 7);
@@ -469,6 +514,11 @@ mod tests {
         assert!(space.find(0x7f000000ffff).unwrap().is_cow_on_fork());
         let shared = space.find(0x7f0000010000).unwrap();
         assert!(shared.shared && !shared.is_cow_on_fork());
+        assert_eq!(
+            shared.name(),
+            "[anon shared]",
+            "as mmap(MAP_SHARED|MAP_ANONYMOUS) names it"
+        );
         assert_eq!(space.find(0x7ffc00000000).unwrap().backing, Backing::Stack);
         assert!(space.find(0x1000).is_none());
         assert!(space.find(0x55d0c0a05000).is_none(), "end is exclusive");

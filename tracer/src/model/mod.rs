@@ -1,14 +1,16 @@
 //! The model: per-process fault counts rebuilt from the record stream. Plain Rust, no BPF:
 //! it is driven by decoded records and unit-tested with synthetic ones.
 
+pub mod fault_attribution;
 pub mod frames;
+pub mod mapping_stats;
 pub mod mappings;
 pub mod page_table;
 pub mod pages;
 
 use std::collections::HashMap;
 
-use cowtrace_common::{FaultKind, ForkKind};
+use cowtrace_common::{FaultKind, FaultRecord, ForkKind};
 
 use crate::{
     probes,
@@ -16,6 +18,8 @@ use crate::{
 };
 
 use self::{
+    fault_attribution::FaultAttribution,
+    mapping_stats::MappingTable,
     mappings::{AddressSpace, AddressSpaces, MappingSource},
     pages::{PageModel, Sharing},
 };
@@ -83,8 +87,13 @@ impl Ord for Pending {
 pub struct TraceModel {
     pub processes: ProcessTable,
     pub address_spaces: AddressSpaces,
+    /// Faults per mapping (file, heap, stack, anonymous region), counted by refined kind.
+    pub mappings: MappingTable,
     pub pages: PageModel,
     pub samples: Vec<PageSample>,
+    /// Records in the order they were applied, each fault with its attribution, while someone
+    /// collects them ([`TraceModel::collect_applied`]).
+    applied: Option<Vec<AppliedRecord>>,
     pending: std::collections::BinaryHeap<std::cmp::Reverse<Pending>>,
     sequence: u64,
     newest_ns: u64,
@@ -97,8 +106,10 @@ impl TraceModel {
         TraceModel {
             processes: ProcessTable::new(),
             address_spaces: AddressSpaces::new(page_size),
+            mappings: MappingTable::new(),
             pages: PageModel::new(page_size),
             samples: Vec::new(),
+            applied: None,
             pending: Default::default(),
             sequence: 0,
             newest_ns: 0,
@@ -177,11 +188,45 @@ impl TraceModel {
         self.release_before(u64::MAX);
     }
 
+    /// From now on, keeps every applied record for [`TraceModel::take_applied`] (JSON lines
+    /// and workload checks need each fault's mapping as it was when the fault happened).
+    pub fn collect_applied(&mut self) {
+        self.applied.get_or_insert_with(Vec::new);
+    }
+
+    /// The records applied since the last call, in time order.
+    pub fn take_applied(&mut self) -> Vec<AppliedRecord> {
+        self.applied
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
     fn apply(&mut self, record: &Record, source: &mut dyn MappingSource) {
+        // Faults are attributed to the mappings as they are when the fault happens.
+        let attribution = match record {
+            Record::Fault(fault) => Some(FaultAttribution::of(
+                fault,
+                self.address_spaces.find(fault.header.pid, fault.address),
+            )),
+            _ => None,
+        };
         // Pages first: they need the mappings as they were before this record.
         self.pages.apply(record, &self.address_spaces);
         self.address_spaces.apply(record, source);
-        self.processes.apply(record);
+        match (record, &attribution) {
+            (Record::Fault(fault), Some(attribution)) => {
+                self.processes.count_fault(fault, attribution.kind);
+                self.mappings.add(fault, attribution);
+            }
+            _ => self.processes.apply(record),
+        }
+        if let Some(applied) = self.applied.as_mut() {
+            applied.push(AppliedRecord {
+                record: *record,
+                fault: attribution,
+            });
+        }
         let time_ns = record.time_ns();
         let lifecycle = matches!(record, Record::Fork(_) | Record::Exit(_) | Record::Exec(_));
         if lifecycle || time_ns >= self.last_sample_ns + SAMPLE_INTERVAL_NS {
@@ -192,6 +237,13 @@ impl TraceModel {
             self.last_sample_ns = time_ns;
         }
     }
+}
+
+/// A record as the model applied it; a fault with what the model learnt from its mapping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppliedRecord {
+    pub record: Record,
+    pub fault: Option<FaultAttribution>,
 }
 
 /// What one process did, as far as the trace saw.
@@ -286,16 +338,22 @@ impl ProcessTable {
         &mut self.entries[index]
     }
 
+    /// Counts one fault as `kind` (the kernel's, or refined by its mapping); `None`: a kind
+    /// this build does not know.
+    pub fn count_fault(&mut self, fault: &FaultRecord, kind: Option<FaultKind>) {
+        match kind {
+            Some(kind) => {
+                let process = self.entry(fault.header.pid);
+                process.faults_by_kind[kind as usize] += 1;
+                process.latency_ns_by_kind[kind as usize] += fault.latency_ns;
+            }
+            None => self.unknown_fault_kinds += 1,
+        }
+    }
+
     pub fn apply(&mut self, record: &Record) {
         match record {
-            Record::Fault(fault) => match FaultKind::from_u32(fault.kind) {
-                Some(kind) => {
-                    let process = self.entry(fault.header.pid);
-                    process.faults_by_kind[kind as usize] += 1;
-                    process.latency_ns_by_kind[kind as usize] += fault.latency_ns;
-                }
-                None => self.unknown_fault_kinds += 1,
-            },
+            Record::Fault(fault) => self.count_fault(fault, FaultKind::from_u32(fault.kind)),
             Record::Fork(fork) => {
                 let parent = fork.header.pid;
                 let comm = comm_to_string(&fork.comm);
@@ -564,7 +622,7 @@ mod trace_model_tests {
         let mut model = TraceModel::new(4096);
         let mut source = NoProc;
         model.push(
-            fault(1 * MS, 10, 0, FaultKind::AnonFirstTouch, 100),
+            fault(MS, 10, 0, FaultKind::AnonFirstTouch, 100),
             &mut source,
         );
         // The child's copy (CPU 0) reaches user space before the fork record (CPU 1) that

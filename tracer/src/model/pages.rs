@@ -89,6 +89,9 @@ pub struct PageModel {
     /// Processes whose pid was later reused, kept for the totals.
     retired: Vec<ProcessPages>,
     forks: Vec<ForkEvent>,
+    /// A vfork child (or a posix_spawn one) runs in its parent's memory until it execs or
+    /// exits: its faults and unmaps change the owner's pages.
+    shared_memory_owner: HashMap<u32, u32>,
     page_size: u64,
     lower_bound: bool,
 }
@@ -173,6 +176,11 @@ impl PageModel {
         }
     }
 
+    /// The process whose memory `pid` runs in.
+    fn memory_owner(&self, pid: u32) -> u32 {
+        self.shared_memory_owner.get(&pid).copied().unwrap_or(pid)
+    }
+
     fn process_mut(&mut self, pid: u32) -> &mut ProcessPages {
         self.processes.entry(pid).or_insert_with(|| ProcessPages {
             pid,
@@ -195,17 +203,24 @@ impl PageModel {
                 let Some(kind) = FaultKind::from_u32(fault.kind) else {
                     return;
                 };
+                let allocates = matches!(
+                    kind,
+                    FaultKind::AnonFirstTouch | FaultKind::CowCopy | FaultKind::FilePrivateCopy
+                ) && fault.alloc_count > 0;
+                if allocates {
+                    // A huge page maps 2^order pages from its aligned start.
+                    let pages = 1u64 << fault.alloc_order.min(18);
+                    let first = (fault.address / page_size) & !(pages - 1);
+                    let owner = self.memory_owner(pid);
+                    let memory = &mut self.process_mut(owner).pages;
+                    for index in 0..pages {
+                        memory.set(first + index, fault.new_pfn + index);
+                    }
+                }
+                // Counted for the process that faulted, whoever's memory it was.
                 let process = self.process_mut(pid);
                 match kind {
-                    FaultKind::AnonFirstTouch | FaultKind::CowCopy | FaultKind::FilePrivateCopy
-                        if fault.alloc_count > 0 =>
-                    {
-                        // A huge page maps 2^order pages from its aligned start.
-                        let pages = 1u64 << fault.alloc_order.min(18);
-                        let first = (fault.address / page_size) & !(pages - 1);
-                        for index in 0..pages {
-                            process.pages.set(first + index, fault.new_pfn + index);
-                        }
+                    _ if allocates => {
                         if kind == FaultKind::AnonFirstTouch {
                             process.counters.first_touch += 1;
                         } else {
@@ -229,7 +244,11 @@ impl PageModel {
                 if kind == ForkKind::Thread {
                     return;
                 }
-                let (pages, generation) = match self.processes.get(&parent) {
+                if kind == ForkKind::SharedVm {
+                    let owner = self.memory_owner(parent);
+                    self.shared_memory_owner.insert(fork.child_pid, owner);
+                }
+                let (pages, generation) = match self.processes.get(&self.memory_owner(parent)) {
                     Some(p) => (
                         if kind == ForkKind::Fork {
                             p.pages.clone()
@@ -274,12 +293,15 @@ impl PageModel {
                 });
             }
             Record::Exec(exec) => {
-                // A new memory image: nothing of the old one is mapped any more.
+                // A new memory image: nothing of the old one is mapped any more (a vfork child
+                // leaves its parent's memory to it).
+                self.shared_memory_owner.remove(&exec.header.pid);
                 if let Some(process) = self.processes.get_mut(&exec.header.pid) {
                     process.pages = PageTable::default();
                 }
             }
             Record::Exit(exit) if exit.group_dead != 0 => {
+                self.shared_memory_owner.remove(&exit.header.pid);
                 if let Some(process) = self.processes.get_mut(&exit.header.pid) {
                     process.pages = PageTable::default();
                     process.alive = false;
@@ -293,11 +315,14 @@ impl PageModel {
                 if (-MAX_ERRNO..0).contains(&call.ret) {
                     return;
                 }
-                let pid = call.header.pid;
+                let caller = call.header.pid;
+                // Mapping changes happen to the memory the caller runs in.
+                let pid = self.memory_owner(caller);
                 let arg = |index: usize| call.args.get(index).copied().unwrap_or(0);
                 let pages_of = |len: u64| len.div_ceil(page_size);
                 match name {
                     "clone" | "clone3" | "fork" | "vfork" if call.ret > 0 => {
+                        let pid = caller;
                         // The parent's return: the fork's cost. Its fork record came first.
                         let child = call.ret as u32;
                         if let Some(event) = self
@@ -470,7 +495,7 @@ mod tests {
     fn fork_cow() -> PageModel {
         let spaces = AddressSpaces::new(PAGE);
         let mut model = PageModel::new(PAGE);
-        let mut apply = |model: &mut PageModel, record: Record| model.apply(&record, &spaces);
+        let apply = |model: &mut PageModel, record: Record| model.apply(&record, &spaces);
         for page in 0..13 {
             apply(
                 &mut model,
@@ -662,6 +687,43 @@ mod tests {
         assert!(!model.is_lower_bound());
         model.record_gap();
         assert!(model.is_lower_bound());
+    }
+
+    #[test]
+    fn a_vfork_child_faults_into_its_parents_memory() {
+        let spaces = AddressSpaces::new(PAGE);
+        let mut model = PageModel::new(PAGE);
+        model.apply(&fault(10, 0, FaultKind::AnonFirstTouch, Some(100)), &spaces);
+        let vfork = Record::Fork(ForkRecord {
+            header: header(RecordType::Fork, 10, 0),
+            clone_flags: 0x4111, // CLONE_VM | CLONE_VFORK | SIGCHLD
+            child_pid: 12,
+            child_tid: 12,
+            comm: [0; 16],
+        });
+        model.apply(&vfork, &spaces);
+        model.apply(&fault(12, 1, FaultKind::AnonFirstTouch, Some(101)), &spaces);
+        assert_eq!(
+            model.frame(10, BASE + PAGE),
+            Some(101),
+            "the page lands in the shared memory"
+        );
+        assert_eq!(
+            model.process(12).unwrap().counters.first_touch,
+            1,
+            "counted for the child"
+        );
+        assert_eq!(model.process(12).unwrap().pages.len(), 0);
+        assert_eq!(
+            model.forks()[0].pages_marked_cow,
+            0,
+            "nothing is copy-on-write"
+        );
+        // After its exit, the parent keeps its memory; the child's later pid reuse is separate.
+        model.apply(&exit(12), &spaces);
+        assert_eq!(model.process(10).unwrap().pages.len(), 2);
+        model.apply(&fault(12, 2, FaultKind::AnonFirstTouch, Some(102)), &spaces);
+        assert_eq!(model.frame(10, BASE + 2 * PAGE), None);
     }
 
     #[test]

@@ -25,10 +25,11 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 
 /// Names of the programs as loaded in the kernel (bpftool shows them); tests use them to check
 /// that nothing is left behind.
-pub const PROGRAM_NAMES: [&str; 11] = [
+pub const PROGRAM_NAMES: [&str; 12] = [
     "fault_start",
     "page_alloc",
     "filemap_fault",
+    "fault_around",
     "cache_fill",
     "fault_end",
     "task_newtask",
@@ -87,11 +88,11 @@ const ATTACHMENTS: [Attachment; 11] = [
         without: "file faults that miss fault-around show as zero-page maps",
     },
     Attachment {
-        program: "filemap_fault",
+        program: "fault_around",
         category: "filemap",
         event: "mm_filemap_map_pages",
         required: false,
-        without: "fault-around file faults show as zero-page maps",
+        without: "fault-around file faults show as zero-page maps and pages scanned are not counted",
     },
     Attachment {
         program: "cache_fill",
@@ -324,6 +325,27 @@ fn probe_config(
     let fork = tracefs.format("sched", "sched_process_fork")?;
     let exec = tracefs.format("sched", "sched_process_exec")?;
     let exit = tracefs.format("sched", "sched_process_exit")?;
+    // The filemap tracepoints are optional: without one, its program is not attached and its
+    // offsets are never read.
+    let (map_pages_index, map_pages_last_index) =
+        if tracefs.has_event("filemap", "mm_filemap_map_pages") {
+            let map_pages = tracefs.format("filemap", "mm_filemap_map_pages")?;
+            (
+                map_pages.offset("index", 8)?,
+                map_pages.offset("last_index", 8)?,
+            )
+        } else {
+            (OFFSET_ABSENT, OFFSET_ABSENT)
+        };
+    let cache_fill_order = if tracefs.has_event("filemap", "mm_filemap_add_to_page_cache") {
+        let cache_fill = tracefs.format("filemap", "mm_filemap_add_to_page_cache")?;
+        match cache_fill.field("order") {
+            Some(_) => cache_fill.offset("order", 1)?,
+            None => OFFSET_ABSENT,
+        }
+    } else {
+        OFFSET_ABSENT
+    };
     // page_fault_kernel shares page_fault_user's layout (one event class); check it anyway.
     if tracefs.has_event("exceptions", "page_fault_kernel") {
         let kernel = tracefs.format("exceptions", "page_fault_kernel")?;
@@ -356,6 +378,9 @@ fn probe_config(
         syscall_nr: syscalls.nr_offset,
         syscall_args: syscalls.first_arg_offset,
         syscall_ret: syscalls.ret_offset,
+        map_pages_index,
+        map_pages_last_index,
+        cache_fill_order,
         reserved: 0,
     })
 }

@@ -56,8 +56,20 @@ pub struct FaultLine {
     pub tid: u32,
     pub address: u64,
     /// A [`FaultKind`] name: `anon_first_touch`, `zero_page`, `cow_copy`, `cow_reuse`,
-    /// `file_minor`, `file_major`, `file_private_copy`, `write_shared`, `gup_fault`, `other`.
+    /// `file_minor`, `file_major`, `file_private_copy`, `write_shared`, `gup_fault`, `other`;
+    /// refined by the fault's mapping where the model knows it (see `kernel_kind`).
     pub kind: String,
+    /// The kernel side's own classification, before the mapping refined it. `null` in files
+    /// written before this field existed.
+    #[serde(default)]
+    pub kernel_kind: Option<String>,
+    /// The mapping the address lies in: the mapped file's path, or `[heap]`, `[stack]`,
+    /// `[anon]`, `[anon shared]`, `[vdso]`...; `null` when no known mapping holds it.
+    #[serde(default)]
+    pub mapping: Option<String>,
+    /// Byte offset in the mapped file of `address` (file mappings only).
+    #[serde(default)]
+    pub file_offset: Option<u64>,
     pub latency_ns: u64,
     pub error_code: u32,
     pub write: bool,
@@ -71,6 +83,13 @@ pub struct FaultLine {
     pub alloc_count: u32,
     /// Raw flag bits (see cowtrace-common `fault::flags`).
     pub flags: u32,
+    /// Pages in the ranges fault-around scanned in the fault (an upper bound of the pages it
+    /// mapped, the faulting one included).
+    #[serde(default)]
+    pub fault_around_window_pages: u32,
+    /// Pages the fault added to the page cache: read from disk (its own page, or readahead).
+    #[serde(default)]
+    pub cache_fill_pages: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -146,6 +165,23 @@ impl FaultLine {
     pub fn fault_kind(&self) -> Option<FaultKind> {
         FaultKind::from_name(&self.kind)
     }
+
+    /// Adds what the model learnt from the fault's mapping: the refined kind and the mapping.
+    pub fn attributed(
+        mut self,
+        kind: Option<FaultKind>,
+        mapping: Option<&str>,
+        file_offset: Option<u64>,
+    ) -> FaultLine {
+        self.kind = kind_name(kind);
+        self.mapping = mapping.map(str::to_string);
+        self.file_offset = file_offset;
+        self
+    }
+}
+
+fn kind_name(kind: Option<FaultKind>) -> String {
+    kind.map_or("unknown", FaultKind::name).to_string()
 }
 
 impl From<&Record> for JsonLine {
@@ -159,9 +195,10 @@ impl From<&Record> for JsonLine {
                     pid: r.header.pid,
                     tid: r.header.tid,
                     address: r.address,
-                    kind: FaultKind::from_u32(r.kind)
-                        .map_or("unknown", FaultKind::name)
-                        .to_string(),
+                    kind: kind_name(FaultKind::from_u32(r.kind)),
+                    kernel_kind: Some(kind_name(FaultKind::from_u32(r.kind))),
+                    mapping: None,
+                    file_offset: None,
                     latency_ns: r.latency_ns,
                     error_code: r.error_code,
                     write: r.error_code & error_code::WRITE != 0,
@@ -172,6 +209,8 @@ impl From<&Record> for JsonLine {
                     alloc_order: allocated.then_some(r.alloc_order),
                     alloc_count: r.alloc_count,
                     flags: r.flags,
+                    fault_around_window_pages: r.fault_around_window_pages,
+                    cache_fill_pages: r.cache_fill_pages,
                 })
             }
             Record::Fork(r) => JsonLine::Fork(ForkLine {
@@ -234,6 +273,8 @@ mod tests {
             kind: FaultKind::CowCopy as u32,
             alloc_order: 0,
             alloc_count: 1,
+            fault_around_window_pages: 0,
+            cache_fill_pages: 0,
             reserved: 0,
         });
         let text = serde_json::to_string(&JsonLine::from(&record)).unwrap();
@@ -262,6 +303,44 @@ mod tests {
         let value = serde_json::to_value(JsonLine::from(&record)).unwrap();
         assert!(value["new_pfn"].is_null());
         assert!(value["alloc_order"].is_null());
+    }
+
+    #[test]
+    fn fault_line_carries_the_mapping_and_both_kinds() {
+        let record = Record::Fault(FaultRecord {
+            header: RecordHeader::fault(1, 0, 7, 7),
+            address: 0x7f00_0000_3000,
+            error_code: error_code::USER | error_code::WRITE | error_code::PRESENT,
+            kind: FaultKind::CowReuse as u32,
+            fault_around_window_pages: 0,
+            cache_fill_pages: 3,
+            ..Default::default()
+        });
+        let JsonLine::Fault(line) = JsonLine::from(&record) else {
+            panic!("not a fault line")
+        };
+        let line = line.attributed(
+            Some(FaultKind::WriteShared),
+            Some("/data/shared.db"),
+            Some(0x3000),
+        );
+        let value = serde_json::to_value(JsonLine::Fault(line)).unwrap();
+        assert_eq!(value["kind"], "write_shared");
+        assert_eq!(value["kernel_kind"], "cow_reuse");
+        assert_eq!(value["mapping"], "/data/shared.db");
+        assert_eq!(value["file_offset"], 0x3000);
+        assert_eq!(value["cache_fill_pages"], 3);
+    }
+
+    #[test]
+    fn fault_lines_without_the_newer_fields_still_parse() {
+        let old = r#"{"type":"fault","time_ns":1,"cpu":0,"pid":5,"tid":5,"address":4096,"kind":"zero_page","latency_ns":2,"error_code":4,"write":false,"present":false,"user_mode":true,"major":false,"new_pfn":null,"alloc_order":null,"alloc_count":0,"flags":0}"#;
+        let JsonLine::Fault(line) = serde_json::from_str(old).unwrap() else {
+            panic!("not a fault line")
+        };
+        assert_eq!(line.fault_kind(), Some(FaultKind::ZeroPage));
+        assert_eq!((line.kernel_kind, line.mapping), (None, None));
+        assert_eq!(line.fault_around_window_pages, 0);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Text output: the live per-process table and the final summary.
 
+pub mod mappings;
+
 use std::fmt::Write as _;
 
 use cowtrace_common::FaultKind;
@@ -150,7 +152,10 @@ pub fn fork_summary(model: &TraceModel, page_size: u64) -> String {
     } else {
         ""
     };
-    let _ = writeln!(out, "\npages per process, sharing as last seen alive{bound}:");
+    let _ = writeln!(
+        out,
+        "\npages per process, sharing as last seen alive{bound}:"
+    );
     let _ = writeln!(
         out,
         "{:>8} {:>3} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",

@@ -3,6 +3,7 @@
 //! behind every page). Pure: takes the workload's report and the records, returns verdicts.
 
 pub mod live;
+pub mod mappings;
 
 use cowtrace_common::FaultKind;
 use cowtrace_workloads::report::{ProcessReport, WorkloadReport};
@@ -31,7 +32,7 @@ pub fn check_workload(report: &WorkloadReport, records: &[Record]) -> Vec<Check>
     };
     let mut checks = Vec::new();
     for process in &report.processes {
-        let label = format!("{:?} {}", process.role, process.pid).to_lowercase();
+        let label = label(process);
         for (kind_name, &expected) in &process.expected {
             let traced = match FaultKind::from_name(kind_name) {
                 Some(kind) => count_in_region(records, process, region, kind),
@@ -77,22 +78,8 @@ pub fn check_workload(report: &WorkloadReport, records: &[Record]) -> Vec<Check>
                 ok: traced == taskstats.wpcopy_count,
             });
         }
-        // The model as it was when the workload read pagemap.
-        let checkpoint = process.taskstats.as_ref().map_or(u64::MAX, |taskstats| taskstats.measured_at_ns);
-        let frames = region_frames_at(records, region, checkpoint);
-        let reconstructed = frames
-            .get(&process.pid)
-            .cloned()
-            .unwrap_or_else(|| vec![None; region.pages as usize]);
-        let (agree, total) = agreement(&reconstructed, &process.region_pfns);
-        checks.push(Check {
-            process: label,
-            what: "frames agree with /proc/PID/pagemap".into(),
-            expected: format!("{total} pages"),
-            traced: format!("{agree} pages"),
-            ok: agree == total,
-        });
     }
+    checks.extend(check_frames_and_sharing(report, records, region));
     checks.push(Check {
         process: "all".into(),
         what: "pagemap: shared / copied pages".into(),
@@ -106,6 +93,120 @@ pub fn check_workload(report: &WorkloadReport, records: &[Record]) -> Vec<Check>
         ),
         ok: report.pagemap_check.ok,
     });
+    checks
+}
+
+/// How tables name a process of the workload: its name in the report ("child 2"), and pid.
+fn label(process: &ProcessReport) -> String {
+    let name = if process.name.is_empty() {
+        format!("{:?}", process.role).to_lowercase()
+    } else {
+        process.name.clone()
+    };
+    format!("{name} {}", process.pid)
+}
+
+/// The page model at each process's checkpoint against what the workload read then: the frame
+/// behind every region page (/proc/PID/pagemap), and how many pages it shares with its parent,
+/// children and siblings.
+fn check_frames_and_sharing(
+    report: &WorkloadReport,
+    records: &[Record],
+    region: Region,
+) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for process in &report.processes {
+        // Exited (or exec'd away) before the checkpoint: nothing was read to compare with.
+        let Some(checkpoint) = process
+            .checkpoint_ns
+            .or(process.taskstats.as_ref().map(|t| t.measured_at_ns))
+        else {
+            continue;
+        };
+        if process.region_pfns.is_empty() {
+            continue;
+        }
+        let frames = region_frames_at(records, region, checkpoint);
+        let frames_of = |pid: u32| {
+            frames
+                .get(&pid)
+                .cloned()
+                .unwrap_or_else(|| vec![None; region.pages as usize])
+        };
+        let own = frames_of(process.pid);
+        // Page cache frames are not private pages: the model does not follow them.
+        let private: Vec<usize> = (0..region.pages as usize)
+            .filter(|page| !process.region_file_pages.contains(&(*page as u64)))
+            .collect();
+        let (agree, _) = agreement(
+            &private.iter().map(|&page| own[page]).collect::<Vec<_>>(),
+            &private
+                .iter()
+                .map(|&page| process.region_pfns[page])
+                .collect::<Vec<_>>(),
+        );
+        checks.push(Check {
+            process: label(process),
+            what: "frames agree with /proc/PID/pagemap".into(),
+            expected: format!("{} pages", private.len()),
+            traced: format!("{agree} pages"),
+            ok: agree == private.len(),
+        });
+        let Some(expected) = &process.expected_shared_pages else {
+            continue;
+        };
+        let relatives = |relation: &str| -> Vec<u32> {
+            report
+                .processes
+                .iter()
+                .filter(|other| other.pid != process.pid && other.checkpoint_ns.is_some())
+                .filter(|other| match relation {
+                    "with_parent" => Some(other.pid) == process.parent_pid,
+                    "with_children" => other.parent_pid == Some(process.pid),
+                    "with_siblings" => {
+                        process.parent_pid.is_some() && other.parent_pid == process.parent_pid
+                    }
+                    _ => false,
+                })
+                .map(|other| other.pid)
+                .collect()
+        };
+        for (relation, &count) in expected {
+            let relatives = relatives(relation);
+            let others: Vec<Vec<Option<u64>>> =
+                relatives.iter().map(|&pid| frames_of(pid)).collect();
+            let shared = (0..region.pages as usize)
+                .filter(|&page| {
+                    own[page].is_some() && others.iter().any(|other| other[page] == own[page])
+                })
+                .count() as u64;
+            // The workload's count includes page cache frames both map (pagemap shows them);
+            // the model follows private frames only, so those are taken out of the expectation.
+            let file_shared = process
+                .region_file_pages
+                .iter()
+                .filter(|&&page| {
+                    report
+                        .processes
+                        .iter()
+                        .filter(|other| relatives.contains(&other.pid))
+                        .any(|other| {
+                            other.region_file_pages.contains(&page)
+                                && other.region_pfns.get(page as usize)
+                                    == process.region_pfns.get(page as usize)
+                        })
+                })
+                .count() as u64;
+            let private = count.saturating_sub(file_shared);
+            checks.push(Check {
+                process: label(process),
+                what: format!("private pages shared {}", relation.replace('_', " ")),
+                expected: private.to_string(),
+                traced: shared.to_string(),
+                ok: shared == private,
+            });
+        }
+    }
     checks
 }
 
@@ -196,6 +297,7 @@ mod tests {
             taskstats_error: None,
             region_pfns: pfns,
             region_exclusive_pages: 0,
+            ..Default::default()
         }
     }
 
@@ -231,9 +333,11 @@ mod tests {
                 expected_copied: 1,
                 ok: true,
                 note: None,
+                ..Default::default()
             },
             child_exit: "exit status 0".into(),
             ok: true,
+            ..Default::default()
         }
     }
 
