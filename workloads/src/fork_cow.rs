@@ -20,7 +20,6 @@ use std::path::Path;
 use anyhow::{Context as _, bail};
 
 use crate::oracle::pagemap::{self, PageEntry};
-use crate::oracle::taskstats::{TaskstatsClient, TaskstatsError};
 use crate::process::BlockedChild;
 use crate::report::{
     PagemapCheck, ProcessReport, Role, SCHEMA_VERSION, TaskstatsSample, WorkloadReport, fault_kind,
@@ -221,39 +220,6 @@ impl Plan {
     }
 }
 
-/// Taskstats of each `(tid, made_copies)`, each followed by its CLOCK_MONOTONIC timestamp;
-/// a failure, or counts that cannot be trusted, becomes the error text the report carries
-/// instead. `made_copies`: the task is known to have made COW copies, so a zero count
-/// means it is not accounted.
-fn sample_taskstats(tasks: &[(u32, bool)]) -> Vec<Result<TaskstatsSample, String>> {
-    let client = match TaskstatsClient::connect() {
-        Ok(client) => client,
-        Err(err) => return tasks.iter().map(|_| Err(err.to_string())).collect(),
-    };
-    tasks
-        .iter()
-        .map(|&(tid, made_copies)| {
-            let stats = client.query(tid);
-            let measured_at_ns = sys::monotonic_ns();
-            let stats = stats.map_err(|err| err.to_string())?;
-            let wpcopy_count = if made_copies {
-                stats.wpcopy_count_of_copier()
-            } else {
-                stats.wpcopy_count()
-            };
-            let wpcopy_count = wpcopy_count.map_err(|err: TaskstatsError| err.to_string())?;
-            Ok(TaskstatsSample {
-                version: stats.version,
-                wpcopy_count,
-                wpcopy_delay_total_ns: stats.wpcopy_delay_total_ns,
-                minor_faults: stats.minor_faults,
-                major_faults: stats.major_faults,
-                measured_at_ns,
-            })
-        })
-        .collect()
-}
-
 struct ProcessFacts<'a> {
     role: Role,
     pid: u32,
@@ -312,7 +278,10 @@ pub(crate) fn run(report_path: Option<&Path>) -> anyhow::Result<()> {
     // Before anything else: the tracer can then compare the copies between this sample and
     // the checkpoint's with the ones it saw in that window, excluding the process's past
     // (e.g. a shell's fork before exec, which taskstats counts too).
-    let parent_baseline = sample_taskstats(&[(parent_tid, false)]).pop().unwrap().ok();
+    let parent_baseline = crate::scenario::check::sample_taskstats(&[(parent_tid, false)])
+        .pop()
+        .unwrap()
+        .ok();
 
     let region = AnonRegion::map(plan.region_pages, page_size).context("mapping the region")?;
     region.write_pages(0..plan.region_pages, FIRST_TOUCH_BYTE);
@@ -339,7 +308,7 @@ pub(crate) fn run(report_path: Option<&Path>) -> anyhow::Result<()> {
     let child_entries = pagemap::read_range(child_pid, start, region.pages())
         .context("reading the child's pagemap")?;
     let child_checkpoint_ns = sys::monotonic_ns();
-    let mut samples = sample_taskstats(&[
+    let mut samples = crate::scenario::check::sample_taskstats(&[
         (parent_tid, expectations.parent.cow_copy > 0),
         (child_pid, expectations.child.cow_copy > 0),
     ])

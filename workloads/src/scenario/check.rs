@@ -123,7 +123,7 @@ fn tally<F: PartialEq>(
     }
 }
 
-/// Taskstats of each `(tid, made_copies)`, like fork-cow's: a failure, or a count that
+/// Taskstats of each `(tid, made_copies)`, each timestamped right after its query: a failure, or a count that
 /// cannot be trusted, becomes the error text the report carries instead.
 pub(crate) fn sample_taskstats(tasks: &[(u32, bool)]) -> Vec<Result<TaskstatsSample, String>> {
     let client = match TaskstatsClient::connect() {
