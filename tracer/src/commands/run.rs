@@ -84,16 +84,7 @@ pub async fn run_command(args: RunArgs) -> Result<i32> {
     let _ = write!(
         out,
         "{}",
-        ui::summary(&outcome.model.processes, &outcome.end, outcome.page_size)
-    );
-    let _ = write!(
-        out,
-        "{}",
-        ui::mappings::mapping_table(
-            &outcome.model.mappings,
-            ui::mappings::TOP_MAPPINGS,
-            outcome.page_size
-        )
+        ui::session_summary(&outcome.model, &outcome.end, outcome.page_size)
     );
     let text = std::fs::read_to_string(&report_path)
         .with_context(|| format!("the workload wrote no report at {}", report_path.display()))?;

@@ -100,21 +100,7 @@ pub async fn trace_command(args: TraceArgs) -> Result<i32> {
     let _ = write!(
         out,
         "{}",
-        ui::summary(&outcome.model.processes, &outcome.end, outcome.page_size)
-    );
-    let _ = write!(
-        out,
-        "{}",
-        ui::mappings::mapping_table(
-            &outcome.model.mappings,
-            ui::mappings::TOP_MAPPINGS,
-            outcome.page_size
-        )
-    );
-    let _ = write!(
-        out,
-        "{}",
-        ui::fork_summary(&outcome.model, outcome.page_size)
+        ui::session_summary(&outcome.model, &outcome.end, outcome.page_size)
     );
     if let Some(checks) = &outcome.verification {
         let _ = write!(out, "{}", verify::live::render(checks));

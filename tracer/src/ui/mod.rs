@@ -119,6 +119,19 @@ pub fn summary(table: &ProcessTable, end: &EndLine, page_size: u64) -> String {
     out
 }
 
+/// Everything printed when a session ends: the per-process table with the loss accounting,
+/// the busiest mappings, and the forks and pages.
+pub fn session_summary(model: &TraceModel, end: &EndLine, page_size: u64) -> String {
+    let mut out = summary(&model.processes, end, page_size);
+    out.push_str(&mappings::mapping_table(
+        &model.mappings,
+        mappings::TOP_MAPPINGS,
+        page_size,
+    ));
+    out.push_str(&fork_summary(model, page_size));
+    out
+}
+
 /// Forks with their cost, and each process's pages: what it copied, reused, first touched,
 /// inherited, and how many it still shared with its relatives the last time it was seen alive.
 pub fn fork_summary(model: &TraceModel, page_size: u64) -> String {
