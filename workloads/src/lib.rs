@@ -16,6 +16,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use anyhow::bail;
 
+pub mod fault_storm;
 mod fork_cow;
 mod fork_exec;
 mod fork_file_private;
@@ -63,6 +64,7 @@ const INFOS: &[WorkloadInfo] = &[
     mmap::ANON_ZERO.info,
     mmap::HUGEPAGE.info,
     mmap::SHARED_ANON.info,
+    fault_storm::INFO,
 ];
 const ENTRY_POINTS: &[WorkloadFn] = &[
     fork_cow::run,
@@ -83,6 +85,7 @@ const ENTRY_POINTS: &[WorkloadFn] = &[
     mmap::ANON_ZERO.run,
     mmap::HUGEPAGE.run,
     mmap::SHARED_ANON.run,
+    fault_storm::run,
 ];
 
 /// Held by every [`run`], and by tests that fork: when another thread of the process forks

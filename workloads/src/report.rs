@@ -1,6 +1,9 @@
 //! The self-report a workload writes (`--report FILE`): what it did, what it expects the
 //! tracer to see, and the kernel ground truth it read at its checkpoint.
 //!
+//! `fault-storm` writes a [`FaultStormReport`]: the same object with a `phases` array added
+//! (the time of each phase, measured inside the workload).
+//!
 //! When delay accounting is off, `taskstats` is `null` and `taskstats_error` says
 //! `"delay accounting is off (kernel.task_delayacct = 0): ..."`.
 //!
@@ -421,6 +424,47 @@ impl PagemapCheck {
     }
 }
 
+/// The report of `fault-storm`: the common report (so `cowtrace run fault-storm` checks it
+/// like any other) plus the time of each phase, measured inside the workload. Readers of
+/// [`WorkloadReport`] ignore the extra field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultStormReport {
+    #[serde(flatten)]
+    pub common: WorkloadReport,
+    /// The timed phases in the order they ran: first touch, COW copy, COW reuse.
+    pub phases: Vec<PhaseTiming>,
+}
+
+/// One phase of `fault-storm`: one process writing every page of the region once, each write
+/// taking one fault of the same kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseTiming {
+    /// The kind every write of the phase takes (a [`fault_kind`] name).
+    pub kind: String,
+    /// The process that wrote.
+    pub role: Role,
+    /// Faults taken inside the timed window: one per page written.
+    pub faults: u64,
+    /// CLOCK_MONOTONIC just before the first write and just after the last.
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// `(end_ns - start_ns) / faults`: the cost of one fault with everything watching it.
+    pub ns_per_fault: f64,
+}
+
+impl PhaseTiming {
+    pub fn new(kind: &str, role: Role, faults: u64, start_ns: u64, end_ns: u64) -> PhaseTiming {
+        PhaseTiming {
+            kind: kind.to_string(),
+            role,
+            faults,
+            start_ns,
+            end_ns,
+            ns_per_fault: end_ns.saturating_sub(start_ns) as f64 / faults.max(1) as f64,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -502,6 +546,49 @@ mod tests {
         assert!(process.expected_shared_pages.is_none() && process.region_file_pages.is_empty());
         assert_eq!(report.pagemap_check.expected_not_present, 0);
         assert!(report.pagemap_check.views.is_empty() && report.timeline.is_empty());
+    }
+
+    #[test]
+    fn phase_timing_divides_by_the_faults() {
+        let phase = PhaseTiming::new(fault_kind::COW_COPY, Role::Child, 4, 1_000, 3_000);
+        assert_eq!(phase.ns_per_fault, 500.0);
+        // A clock that went nowhere, or no faults, gives zero rather than a division by zero.
+        assert_eq!(
+            PhaseTiming::new("x", Role::Parent, 0, 5, 5).ns_per_fault,
+            0.0
+        );
+    }
+
+    #[test]
+    fn fault_storm_report_reads_as_a_plain_workload_report() {
+        let common = WorkloadReport {
+            schema_version: SCHEMA_VERSION,
+            workload: "fault-storm".into(),
+            page_size: 4096,
+            region_pages: 3,
+            ok: true,
+            ..Default::default()
+        };
+        let storm = FaultStormReport {
+            common: common.clone(),
+            phases: vec![PhaseTiming::new(
+                fault_kind::ANON_FIRST_TOUCH,
+                Role::Parent,
+                3,
+                0,
+                30,
+            )],
+        };
+        let json = serde_json::to_string(&storm).unwrap();
+        // `cowtrace run` reads every report as a WorkloadReport.
+        assert_eq!(
+            serde_json::from_str::<WorkloadReport>(&json).unwrap(),
+            common
+        );
+        assert_eq!(
+            serde_json::from_str::<FaultStormReport>(&json).unwrap(),
+            storm
+        );
     }
 
     #[test]

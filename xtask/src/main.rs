@@ -1,6 +1,7 @@
-//! `cargo xtask`: the single entry point for setting up, building, testing and demonstrating
-//! cowtrace. Every task runs `setup` first, which is idempotent and quick once done.
+//! `cargo xtask`: the single entry point for setting up, building, testing, demonstrating and
+//! benchmarking cowtrace. Every task runs `setup` first, which is idempotent and quick once done.
 
+mod bench;
 mod cargo;
 mod process;
 mod report;
@@ -20,7 +21,7 @@ use crate::cargo::Cargo;
 #[command(
     name = "cargo xtask",
     bin_name = "cargo xtask",
-    about = "Set up, build, test and demonstrate cowtrace"
+    about = "Set up, build, test, demonstrate and benchmark cowtrace"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,7 +30,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Install the build's prerequisites: rust-src, bpf-linker, bpftool, jq, chromium (idempotent)
+    /// Install prerequisites: rust-src, bpf-linker, bpftool, jq, chromium, perf, bpftrace
+    /// (idempotent)
     Setup,
     /// Set up, then build the workspace (release unless --debug)
     Build {
@@ -48,6 +50,18 @@ enum Task {
     /// Set up, build, then regenerate the example report of every bundled workload in reports/
     /// (runs each as root)
     Report,
+    /// Set up, build, then measure tracing overhead against peers into reports/performance.md
+    Bench {
+        /// Runs of each configuration (the figures are medians over them)
+        #[arg(long, default_value_t = 7)]
+        repetitions: usize,
+        /// Pages of the fault-storm workload (three faults each)
+        #[arg(long, default_value_t = bench::STORM_PAGES)]
+        pages: usize,
+        /// Do not profile when a target is missed
+        #[arg(long)]
+        no_profile: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -76,6 +90,21 @@ fn run(task: Task) -> Result<ExitCode> {
         Task::Test { args } => test(&root, &args),
         Task::Demo => demo(&root),
         Task::Report => report::run(&root, &build(&root, false)?),
+        Task::Bench {
+            repetitions,
+            pages,
+            no_profile,
+        } => {
+            bench::run(
+                &root,
+                &bench::Options {
+                    repetitions,
+                    pages,
+                    profile: !no_profile,
+                },
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

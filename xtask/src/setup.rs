@@ -25,8 +25,9 @@ pub const TOOLCHAIN_VAR: &str = "COWTRACE_EBPF_TOOLCHAIN";
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Debian packages the tests and scripts use (chromium: the report tests open the HTML report
-/// in headless Chromium; linux-perf: the mmap tests compare fault totals with `perf stat`).
-const DEBIAN_PACKAGES: &[&str] = &["bpftool", "jq", "chromium", "linux-perf"];
+/// in headless Chromium; linux-perf: the mmap tests compare fault totals with `perf stat`, and
+/// `cargo xtask bench` measures cowtrace against perf and bpftrace).
+const DEBIAN_PACKAGES: &[&str] = &["bpftool", "jq", "chromium", "linux-perf", "bpftrace"];
 
 /// The toolchain that compiles the eBPF crate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -366,7 +367,7 @@ fn dpkg_installed(package: &str) -> Result<bool> {
         .args(["-W", "-f=${Status}", package])
         .output()
         .context(
-            "cannot run dpkg-query: setup supports Debian only; install bpftool, jq, chromium and linux-perf by hand",
+            "cannot run dpkg-query: setup supports Debian only; install bpftool, jq, chromium, linux-perf and bpftrace by hand",
         )?;
     // dpkg-query fails for a package it has never heard of: that is "not installed" too.
     Ok(output.status.success() && output.stdout == b"install ok installed")

@@ -349,6 +349,29 @@ pub(crate) fn build_report(
 /// Runs `scenario` in this process: maps the region, performs the steps, checks the
 /// checkpoint against the model, writes the report (before failing, if a check failed).
 pub(crate) fn run(scenario: &Scenario, report_path: Option<&Path>) -> anyhow::Result<()> {
+    let checked = execute_and_check(scenario)?;
+    if let Some(path) = report_path {
+        write_report(&checked.report, path)?;
+    }
+    print!("{}", summary(scenario, &checked.report, checked.cpu));
+    drop(checked.region);
+    verdict(&checked.report)
+}
+
+/// A run, checked. It holds the region mapped: writing and printing the report allocate, and
+/// an allocation placed where the region was would take first-touch faults at the region's
+/// addresses, which a tracer would count as the workload's.
+pub(crate) struct CheckedRun {
+    pub(crate) report: WorkloadReport,
+    /// The CPU the workload was pinned to.
+    pub(crate) cpu: Option<usize>,
+    /// Drop it once the report is written and printed.
+    pub(crate) region: Region,
+}
+
+/// Runs the scenario and compares what the kernel shows with the model. For workloads that
+/// add to the report before writing it; [`run`] does the rest for the others.
+pub(crate) fn execute_and_check(scenario: &Scenario) -> anyhow::Result<CheckedRun> {
     let outcome =
         Model::outcome(scenario).map_err(|err| anyhow!("workload {}: {err}", scenario.name))?;
     let page_size = sys::page_size();
@@ -373,13 +396,22 @@ pub(crate) fn run(scenario: &Scenario, report_path: Option<&Path>) -> anyhow::Re
     })?;
     let taskstats = std::mem::take(&mut facts.taskstats);
     let report = build_report(scenario, &outcome, &facts, taskstats, baseline, page_size);
-    if let Some(path) = report_path {
-        let json = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, json + "\n")
-            .with_context(|| format!("writing the report to {}", path.display()))?;
-    }
-    print!("{}", summary(scenario, &report, facts.cpu));
-    drop(region);
+    Ok(CheckedRun {
+        report,
+        cpu: facts.cpu,
+        region,
+    })
+}
+
+/// Writes a report (a [`WorkloadReport`], or one that extends it) as pretty JSON.
+pub(crate) fn write_report(report: &impl serde::Serialize, path: &Path) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(report)?;
+    std::fs::write(path, json + "\n")
+        .with_context(|| format!("writing the report to {}", path.display()))
+}
+
+/// The run's verdict: an error when the pagemap check or a process failed.
+pub(crate) fn verdict(report: &WorkloadReport) -> anyhow::Result<()> {
     if !report.pagemap_check.ok {
         bail!("pagemap check failed: {:?}", report.pagemap_check);
     }
