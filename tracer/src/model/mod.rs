@@ -29,8 +29,10 @@ use self::{
 /// long and are applied in time order.
 pub const REORDER_WINDOW_NS: u64 = 20_000_000;
 
-/// Sharing is sampled at every fork and exit, and at most this often otherwise.
-pub const SAMPLE_INTERVAL_NS: u64 = 100_000_000;
+/// Sharing is sampled at every fork and exit, and at most once a second otherwise: a sample
+/// walks every resident page of every process, and at 10 per second it kept the reader from
+/// draining a large fault storm in time (records were dropped; see reports/performance.md).
+pub const SAMPLE_INTERVAL_NS: u64 = 1_000_000_000;
 
 /// The sharing of every live process at one moment (a point of the time series).
 #[derive(Clone, Debug, PartialEq)]
