@@ -25,7 +25,7 @@ use super::region::{Region, RegionPtr};
 use super::{PageSet, ROOT, Scenario, Step, TaskId, VforkEnd};
 use crate::oracle::pagemap::PageEntry;
 use crate::report::{Role, TaskstatsSample, TimelineEvent};
-use crate::sys;
+use crate::sys::{self, monotonic_ns};
 
 /// What an exec'ing child of the `fork-exec` workload runs: it blocks reading its standard
 /// input (a pipe the root holds) until the workload ends, so it is alive at the checkpoint.
@@ -114,16 +114,6 @@ pub(crate) struct RunFacts {
     pub(crate) cpu: Option<usize>,
     /// Per task: taskstats read at the checkpoint (`None` for tasks not alive then).
     pub(crate) taskstats: Vec<Option<Result<TaskstatsSample, String>>>,
-}
-
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid timespec; clock_gettime is async-signal-safe.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn errno() -> i32 {
