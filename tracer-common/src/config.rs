@@ -20,15 +20,12 @@ pub struct ProbeConfig {
     /// `enum migratetype` value of `MIGRATE_MOVABLE`: user data pages are movable.
     pub migrate_movable: u32,
 
-    /// `exceptions:page_fault_{user,kernel}`: address (8 bytes), error_code (8 bytes).
-    pub fault_address: u32,
-    pub fault_error_code: u32,
-    /// `kmem:mm_page_alloc`: pfn (8 bytes), order (4), migratetype (4).
-    pub alloc_pfn: u32,
-    pub alloc_order: u32,
-    pub alloc_migratetype: u32,
-    /// `memcg:count_memcg_events`: item (4 bytes).
-    pub memcg_item: u32,
+    /// `sizeof(struct page)` from BTF: `mm_page_alloc`'s raw argument is a `struct page *`,
+    /// and its frame number is its index in the kernel's page array (see [`frame_number`]).
+    pub struct_page_size: u32,
+    /// The tracer thread that calibrates the page array's base address at start-up (see
+    /// [`frame_base`]): its movable page allocations are reported outside any fault.
+    pub calibration_tid: u32,
     /// `task:task_newtask`: pid (4 bytes), clone_flags (8 bytes).
     pub newtask_pid: u32,
     pub newtask_clone_flags: u32,
@@ -50,7 +47,43 @@ pub struct ProbeConfig {
     /// `filemap:mm_filemap_add_to_page_cache`: order (1 byte), or [`OFFSET_ABSENT`] on kernels
     /// that add only single pages.
     pub cache_fill_order: u32,
-    pub reserved: u32,
+    /// Fault records wake the reader only once this many bytes wait in the ring buffer: a
+    /// wakeup per record (an interrupt on the faulting CPU) costs more than the record. The
+    /// reader also drains the buffer on a timer, so records never wait longer than that.
+    pub wakeup_bytes: u32,
+}
+
+/// Slots of the `FRAME_BASE` array map. With `CONFIG_SPARSEMEM_VMEMMAP` (x86-64), a page's
+/// frame number is its `struct page`'s index in the kernel's page array (`vmemmap`), whose base
+/// is randomised at boot and not exported. User space finds it at start-up: the kernel side
+/// stores the `struct page *` of a page the tracer allocates ([`CALIBRATION_PAGE`]), user
+/// space reads that page's frame number from /proc/self/pagemap, and writes the base
+/// ([`BASE`]) before any traced fault can happen.
+///
+/// [`CALIBRATION_PAGE`]: frame_base::CALIBRATION_PAGE
+/// [`BASE`]: frame_base::BASE
+pub mod frame_base {
+    pub const BASE: u32 = 0;
+    pub const CALIBRATION_PAGE: u32 = 1;
+    pub const SLOTS: u32 = 2;
+}
+
+/// The frame number of the page whose `struct page` is at `page_address`, given the page
+/// array's base and `sizeof(struct page)`. Zero when the address is not in the array (the
+/// base is not calibrated yet, or a corrupt size): a frame number of zero is never a user page.
+#[inline(always)]
+pub fn frame_number(page_address: u64, base: u64, struct_page_size: u32) -> u64 {
+    if page_address < base || struct_page_size == 0 {
+        return 0;
+    }
+    (page_address - base) / struct_page_size as u64
+}
+
+/// The page array's base, from one page whose `struct page` address and frame number are both
+/// known. `None` when they cannot belong together.
+pub fn frame_base_from(page_address: u64, pfn: u64, struct_page_size: u32) -> Option<u64> {
+    let offset = pfn.checked_mul(struct_page_size as u64)?;
+    page_address.checked_sub(offset)
 }
 
 /// A syscall between its entry and its return (per-thread map value).

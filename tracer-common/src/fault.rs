@@ -185,6 +185,19 @@ impl FaultInFlight {
         }
     }
 
+    /// Whether a fault is in flight: a thread's slot is kept between faults, and a start time
+    /// of zero marks it idle (the monotonic clock never reads zero once the system is up).
+    #[inline(always)]
+    pub fn in_flight(&self) -> bool {
+        self.start_ns != 0
+    }
+
+    /// Marks the slot idle once its fault has ended.
+    #[inline(always)]
+    pub fn end(&mut self) {
+        self.start_ns = 0;
+    }
+
     /// A page was allocated by this thread while the fault was in flight. Only movable pages
     /// are user data; page tables and other kernel allocations are unmovable and ignored.
     pub fn on_page_alloc(&mut self, pfn: u64, order: u32, migratetype: u32, movable: u32) {

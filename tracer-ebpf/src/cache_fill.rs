@@ -5,12 +5,11 @@
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use cowtrace_common::config::OFFSET_ABSENT;
 
-use crate::{config::setting, maps::INFLIGHT, output::current_task};
+use crate::{config::setting, inflight::fault_in_flight};
 
 #[tracepoint]
 pub fn cache_fill(ctx: TracePointContext) -> u32 {
-    let (_, tid) = current_task();
-    let Some(fault) = INFLIGHT.get_ptr_mut(&tid) else {
+    let Some(fault) = fault_in_flight() else {
         return 0;
     };
     let offset = setting(|c| &c.cache_fill_order);
@@ -20,6 +19,6 @@ pub fn cache_fill(ctx: TracePointContext) -> u32 {
     } else {
         unsafe { ctx.read_at::<u8>(offset as usize) }.unwrap_or(0)
     };
-    unsafe { (*fault).on_cache_fill(order as u32) };
+    fault.on_cache_fill(order as u32);
     0
 }

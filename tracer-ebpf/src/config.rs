@@ -10,12 +10,8 @@ static CONFIG: ProbeConfig = ProbeConfig {
     item_pgfault: 0,
     item_pgmajfault: 0,
     migrate_movable: 0,
-    fault_address: 0,
-    fault_error_code: 0,
-    alloc_pfn: 0,
-    alloc_order: 0,
-    alloc_migratetype: 0,
-    memcg_item: 0,
+    struct_page_size: 0,
+    calibration_tid: 0,
     newtask_pid: 0,
     newtask_clone_flags: 0,
     fork_child_pid: 0,
@@ -27,7 +23,7 @@ static CONFIG: ProbeConfig = ProbeConfig {
     map_pages_index: 0,
     map_pages_last_index: 0,
     cache_fill_order: 0,
-    reserved: 0,
+    wakeup_bytes: 0,
 };
 
 /// Reads one setting. Volatile, or the compiler would fold in the zeroes above.

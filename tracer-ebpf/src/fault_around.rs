@@ -4,21 +4,20 @@
 
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 
-use crate::{config::setting, maps::INFLIGHT, output::current_task};
+use crate::{config::setting, inflight::fault_in_flight};
 
 #[tracepoint]
 pub fn fault_around(ctx: TracePointContext) -> u32 {
-    let (_, tid) = current_task();
     // Also fires for get_user_pages faults (MAP_POPULATE), which have no state: ignored.
-    let Some(fault) = INFLIGHT.get_ptr_mut(&tid) else {
+    let Some(fault) = fault_in_flight() else {
         return 0;
     };
     let index = unsafe { ctx.read_at::<u64>(setting(|c| &c.map_pages_index) as usize) };
     let last_index = unsafe { ctx.read_at::<u64>(setting(|c| &c.map_pages_last_index) as usize) };
     match (index, last_index) {
-        (Ok(index), Ok(last_index)) => unsafe { (*fault).on_fault_around(index, last_index) },
+        (Ok(index), Ok(last_index)) => fault.on_fault_around(index, last_index),
         // Unreadable range: still a file fault.
-        _ => unsafe { (*fault).on_filemap() },
+        _ => fault.on_filemap(),
     }
     0
 }

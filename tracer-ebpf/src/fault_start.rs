@@ -1,11 +1,15 @@
-//! Fault start: `exceptions:page_fault_user` and `exceptions:page_fault_kernel` (the same
+//! Fault start: the raw tracepoints `page_fault_user` and `page_fault_kernel` (the same
 //! program attached to both; the error code's USER bit tells them apart).
+//!
+//! Raw tracepoints, here and at the other per-fault probes: the program gets the tracepoint's
+//! arguments as they are, where a classic tracepoint first fills a perf record with every
+//! field and then calls the program. On this path, which runs on every fault, that costs more
+//! than the program itself.
 
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use cowtrace_common::{Counter, FaultInFlight};
 
 use crate::{
-    config::setting,
     maps::INFLIGHT,
     output::{bump, current_task, is_traced, now_ns},
 };
@@ -13,29 +17,32 @@ use crate::{
 /// Kernel addresses on x86-64 have the top bit set; only faults on user addresses matter.
 const KERNEL_ADDRESS_BIT: u64 = 1 << 63;
 
-#[tracepoint]
-pub fn fault_start(ctx: TracePointContext) -> u32 {
-    let (tgid, tid) = current_task();
+/// `TP_PROTO(unsigned long address, struct pt_regs *regs, unsigned long error_code)`, checked
+/// against BTF at start-up.
+const ARG_ADDRESS: usize = 0;
+const ARG_ERROR_CODE: usize = 2;
+
+#[raw_tracepoint]
+pub fn fault_start(ctx: RawTracePointContext) -> i32 {
+    let (tgid, _) = current_task();
     if !is_traced(tgid) {
         return 0;
     }
-    let Ok(address) = (unsafe { ctx.read_at::<u64>(setting(|c| &c.fault_address) as usize) })
-    else {
-        return 0;
-    };
+    let address: u64 = ctx.arg(ARG_ADDRESS);
     if address & KERNEL_ADDRESS_BIT != 0 {
         return 0;
     }
-    let error_code =
-        unsafe { ctx.read_at::<u64>(setting(|c| &c.fault_error_code) as usize) }.unwrap_or(0);
+    let error_code: u64 = ctx.arg(ARG_ERROR_CODE);
     let fault = FaultInFlight::start(now_ns(), address, error_code as u32);
+    let Some(slot) = INFLIGHT.current_or_create() else {
+        bump(Counter::InflightMapFull);
+        return 0;
+    };
     // A fault still in flight in this thread never reached its end (e.g. a bad address that
     // became SIGSEGV before handle_mm_fault): it is replaced, and counted as incomplete.
-    if unsafe { INFLIGHT.get(&tid) }.is_some() {
+    if slot.in_flight() {
         bump(Counter::FaultsIncomplete);
     }
-    if INFLIGHT.insert(&tid, &fault, 0).is_err() {
-        bump(Counter::InflightMapFull);
-    }
+    *slot = fault;
     0
 }

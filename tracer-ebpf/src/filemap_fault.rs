@@ -3,13 +3,12 @@
 
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 
-use crate::{maps::INFLIGHT, output::current_task};
+use crate::inflight::fault_in_flight;
 
 #[tracepoint]
 pub fn filemap_fault(_ctx: TracePointContext) -> u32 {
-    let (_, tid) = current_task();
-    if let Some(fault) = INFLIGHT.get_ptr_mut(&tid) {
-        unsafe { (*fault).on_filemap() };
+    if let Some(fault) = fault_in_flight() {
+        fault.on_filemap();
     }
     0
 }

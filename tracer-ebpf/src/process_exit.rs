@@ -6,15 +6,17 @@ use cowtrace_common::{Counter, ExitRecord, RecordType, config::OFFSET_ABSENT};
 
 use crate::{
     config::setting,
-    maps::{INFLIGHT, TRACED},
-    output::{bump, current_task, emit, header, is_traced, now_ns},
+    inflight::fault_in_flight,
+    maps::TRACED,
+    output::{Wakeup, bump, current_task, emit, header, is_traced, now_ns},
 };
 
 #[tracepoint]
 pub fn process_exit(ctx: TracePointContext) -> u32 {
     let (tgid, tid) = current_task();
-    if unsafe { INFLIGHT.get(&tid) }.is_some() {
-        let _ = INFLIGHT.remove(&tid);
+    // The kernel frees the thread's slot with the thread.
+    if let Some(fault) = fault_in_flight() {
+        fault.end();
         bump(Counter::FaultsIncomplete);
     }
     if !is_traced(tgid) {
@@ -27,12 +29,15 @@ pub fn process_exit(ctx: TracePointContext) -> u32 {
     } else {
         unsafe { ctx.read_at::<u8>(offset as usize) }.unwrap_or(0) != 0
     };
-    emit(&ExitRecord {
-        header: header(RecordType::Exit, tgid, tid, now_ns()),
-        group_dead: group_dead as u32,
-        reserved: 0,
-        comm: bpf_get_current_comm().unwrap_or_default(),
-    });
+    emit(
+        &ExitRecord {
+            header: header(RecordType::Exit, tgid, tid, now_ns()),
+            group_dead: group_dead as u32,
+            reserved: 0,
+            comm: bpf_get_current_comm().unwrap_or_default(),
+        },
+        Wakeup::Now,
+    );
     if group_dead {
         let _ = TRACED.remove(&tgid);
     }

@@ -6,7 +6,7 @@ use cowtrace_common::{ForkRecord, RecordType, clone_flags::CLONE_THREAD};
 use crate::{
     config::setting,
     maps::PENDING_CLONE,
-    output::{current_task, emit, header, is_traced, now_ns},
+    output::{Wakeup, current_task, emit, header, is_traced, now_ns},
 };
 
 #[tracepoint]
@@ -29,12 +29,15 @@ pub fn process_fork(ctx: TracePointContext) -> u32 {
     } else {
         child_tid
     };
-    emit(&ForkRecord {
-        header: header(RecordType::Fork, tgid, tid, now_ns()),
-        clone_flags,
-        child_pid,
-        child_tid,
-        comm: bpf_get_current_comm().unwrap_or_default(),
-    });
+    emit(
+        &ForkRecord {
+            header: header(RecordType::Fork, tgid, tid, now_ns()),
+            clone_flags,
+            child_pid,
+            child_tid,
+            comm: bpf_get_current_comm().unwrap_or_default(),
+        },
+        Wakeup::Now,
+    );
     0
 }

@@ -8,7 +8,7 @@ use cowtrace_common::{RecordType, SyscallRecord};
 use crate::{
     config::setting,
     maps::SYSCALL_INFLIGHT,
-    output::{current_task, emit, header, now_ns},
+    output::{Wakeup, current_task, emit, header, now_ns},
 };
 
 #[tracepoint]
@@ -21,13 +21,16 @@ pub fn syscall_exit(ctx: TracePointContext) -> u32 {
     let _ = SYSCALL_INFLIGHT.remove(&tid);
     let ret = unsafe { ctx.read_at::<i64>(setting(|c| &c.syscall_ret) as usize) }.unwrap_or(0);
     let now = now_ns();
-    emit(&SyscallRecord {
-        header: header(RecordType::Syscall, tgid, tid, now),
-        args: call.args,
-        ret,
-        latency_ns: now.saturating_sub(call.enter_ns),
-        syscall_nr: call.syscall_nr,
-        arg_count: call.arg_count,
-    });
+    emit(
+        &SyscallRecord {
+            header: header(RecordType::Syscall, tgid, tid, now),
+            args: call.args,
+            ret,
+            latency_ns: now.saturating_sub(call.enter_ns),
+            syscall_nr: call.syscall_nr,
+            arg_count: call.arg_count,
+        },
+        Wakeup::Now,
+    );
     0
 }

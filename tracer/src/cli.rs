@@ -43,6 +43,13 @@ pub enum Command {
     /// Render a recorded trace (`--json FILE`) as an HTML and a Markdown report with charts.
     #[command(after_help = REPORT_EXAMPLES)]
     Report(ReportArgs),
+    /// Internal, for `cargo xtask bench`: runs a command with a do-nothing program on each
+    /// per-fault tracepoint cowtrace uses, to measure the floor under cowtrace's own work.
+    #[command(name = "__probe-floor", hide = true)]
+    ProbeFloor {
+        #[arg(trailing_var_arg = true, required = true)]
+        command: Vec<String>,
+    },
     /// Internal: executes a bundled workload in this process (what `run` traces).
     #[command(name = "__workload", hide = true)]
     Workload {

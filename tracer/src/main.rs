@@ -20,6 +20,12 @@ fn main() -> ExitCode {
             Err(error) => fail(&error),
         };
     }
+    if let Command::ProbeFloor { command } = &cli.command {
+        return match cowtrace::probes::floor::run_under_floor(command) {
+            Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+            Err(error) => fail(&error),
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -33,7 +39,9 @@ fn main() -> ExitCode {
             Command::Trace(args) => commands::trace::trace_command(args).await,
             Command::Run(args) => commands::run::run_command(args).await,
             Command::Report(args) => commands::report::report_command(args),
-            Command::Workload { .. } => unreachable!("handled above"),
+            Command::Workload { .. } | Command::ProbeFloor { .. } => {
+                unreachable!("handled above")
+            }
         }
     });
     match result {

@@ -34,6 +34,20 @@ fn loaded_cowtrace_programs() -> Vec<String> {
         .collect()
 }
 
+/// cowtrace's programs still loaded once the kernel has had time to free them. A raw
+/// tracepoint's link is freed after an RCU grace period, so a program can outlive the process
+/// that closed it by a moment: wait for that, but not for a leak.
+fn cowtrace_programs_left_behind() -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let loaded = loaded_cowtrace_programs();
+        if loaded.is_empty() || Instant::now() > deadline {
+            return loaded;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Reads the tracer's standard output until its banner says the probes are attached.
 fn wait_for_banner(stdout: &mut BufReader<std::process::ChildStdout>) -> String {
     let mut line = String::new();
@@ -108,7 +122,7 @@ fn trace_pid_follows_a_running_process_and_its_children_until_they_exit() {
 fn sigterm_detaches_every_program_and_prints_the_summary() {
     require_root();
     assert_eq!(
-        loaded_cowtrace_programs(),
+        cowtrace_programs_left_behind(),
         Vec::<String>::new(),
         "no cowtrace programs before the test"
     );
@@ -140,7 +154,7 @@ fn sigterm_detaches_every_program_and_prints_the_summary() {
     assert!(stderr.contains("cowtrace summary:"), "{stderr}");
     assert!(stderr.contains(" dropped"), "{stderr}");
     assert_eq!(
-        loaded_cowtrace_programs(),
+        cowtrace_programs_left_behind(),
         Vec::<String>::new(),
         "programs left behind after SIGTERM"
     );
@@ -191,7 +205,7 @@ fn bad_input_gets_one_clear_message_and_a_nonzero_exit() {
         "{stderr}"
     );
     assert_eq!(
-        loaded_cowtrace_programs(),
+        cowtrace_programs_left_behind(),
         Vec::<String>::new(),
         "programs left behind after an error"
     );

@@ -235,7 +235,8 @@ pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
     let mut ticker = interval
         .map(|period| tokio::time::interval_at(tokio::time::Instant::now() + period, period));
     let mut sigusr1 = signal(SignalKind::user_defined1())?;
-    // Applies records once the reorder window has passed, and notices lost records.
+    // Drains what did not wake us, applies records once the reorder window has passed, and
+    // notices lost records.
     let mut flush_ticker = tokio::time::interval(Duration::from_millis(50));
     let mut dropped_seen = 0;
     let mut tables_printed = 0u64;
@@ -253,6 +254,12 @@ pub async fn run_session(options: SessionOptions) -> Result<SessionOutcome> {
                 probes.flush_logs();
             }
             _ = flush_ticker.tick() => {
+                // Fault records do not wake us until the ring buffer is filling up (a wakeup
+                // per record would cost the traced process more than the record): drain here.
+                let ring = ring_buffer.get_mut();
+                while let Some(item) = ring.next() {
+                    handle(decode(&item)?, &mut model)?;
+                }
                 model.release_before(monotonic_ns().saturating_sub(REORDER_WINDOW_NS));
                 emit_applied(&mut model, &mut json, options.keep_records.then_some(&mut faults))?;
                 let dropped = maps.counter(Counter::RecordsDropped)?;

@@ -1,10 +1,15 @@
 //! Probes: finds what this kernel offers, loads the eBPF programs with this kernel's settings,
 //! attaches them to tracepoints, and hands out the maps user space needs.
 //!
-//! Only classic tracepoints are used, so cowtrace runs where kprobes and fentry are not
-//! available (locked-down or minimal kernels) as well as everywhere else.
+//! Only tracepoints are used, so cowtrace runs where kprobes and fentry are not available
+//! (locked-down or minimal kernels) as well as everywhere else. The four that fire on every
+//! fault are attached raw (the program gets the tracepoint's arguments, with no perf record
+//! filled first: about half the cost per fault); the rest are classic, with their fields'
+//! offsets read from tracefs.
 
 pub mod btf;
+pub mod floor;
+pub mod frames;
 pub mod syscalls;
 pub mod tracefs;
 
@@ -14,14 +19,15 @@ use anyhow::{Context as _, Result, bail};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
-    programs::TracePoint,
+    programs::{Program, RawTracePoint, TracePoint},
 };
 use cowtrace_common::{Counter, ProbeConfig, config::OFFSET_ABSENT};
 
 use self::{btf::KernelBtf, syscalls::SyscallPlan, tracefs::Tracefs};
 
 /// The compiled eBPF object (built by build.rs from `tracer-ebpf`).
-static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/cowtrace"));
+pub(crate) static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/cowtrace"));
 
 /// Names of the programs as loaded in the kernel (bpftool shows them); tests use them to check
 /// that nothing is left behind.
@@ -40,9 +46,22 @@ pub const PROGRAM_NAMES: [&str; 12] = [
     "syscall_exit",
 ];
 
+/// How a program attaches to its tracepoint.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// Classic: the program reads the tracepoint's record (offsets from tracefs).
+    Classic,
+    /// Raw: the program gets the `TP_PROTO` arguments, checked against these (as BTF spells
+    /// them) at start-up, since the programs read them by position.
+    Raw(&'static [&'static str]),
+}
+
+const FAULT_ARGS: &[&str] = &["long unsigned int", "struct pt_regs *", "long unsigned int"];
+
 /// One tracepoint and the program attached to it.
 struct Attachment {
     program: &'static str,
+    probe: Probe,
     category: &'static str,
     event: &'static str,
     /// Without it cowtrace cannot classify faults at all; otherwise it runs with less detail.
@@ -54,6 +73,7 @@ struct Attachment {
 const ATTACHMENTS: [Attachment; 11] = [
     Attachment {
         program: "fault_start",
+        probe: Probe::Raw(FAULT_ARGS),
         category: "exceptions",
         event: "page_fault_user",
         required: true,
@@ -61,6 +81,7 @@ const ATTACHMENTS: [Attachment; 11] = [
     },
     Attachment {
         program: "fault_start",
+        probe: Probe::Raw(FAULT_ARGS),
         category: "exceptions",
         event: "page_fault_kernel",
         required: false,
@@ -68,6 +89,7 @@ const ATTACHMENTS: [Attachment; 11] = [
     },
     Attachment {
         program: "page_alloc",
+        probe: Probe::Raw(&["struct page *", "unsigned int", "gfp_t", "int"]),
         category: "kmem",
         event: "mm_page_alloc",
         required: true,
@@ -75,6 +97,7 @@ const ATTACHMENTS: [Attachment; 11] = [
     },
     Attachment {
         program: "fault_end",
+        probe: Probe::Raw(&["struct mem_cgroup *", "int", "long unsigned int"]),
         category: "memcg",
         event: "count_memcg_events",
         required: true,
@@ -82,6 +105,7 @@ const ATTACHMENTS: [Attachment; 11] = [
     },
     Attachment {
         program: "filemap_fault",
+        probe: Probe::Classic,
         category: "filemap",
         event: "mm_filemap_fault",
         required: false,
@@ -89,6 +113,7 @@ const ATTACHMENTS: [Attachment; 11] = [
     },
     Attachment {
         program: "fault_around",
+        probe: Probe::Classic,
         category: "filemap",
         event: "mm_filemap_map_pages",
         required: false,
@@ -96,6 +121,7 @@ const ATTACHMENTS: [Attachment; 11] = [
     },
     Attachment {
         program: "cache_fill",
+        probe: Probe::Classic,
         category: "filemap",
         event: "mm_filemap_add_to_page_cache",
         required: false,
@@ -103,6 +129,7 @@ const ATTACHMENTS: [Attachment; 11] = [
     },
     Attachment {
         program: "task_newtask",
+        probe: Probe::Classic,
         category: "task",
         event: "task_newtask",
         required: true,
@@ -110,6 +137,7 @@ const ATTACHMENTS: [Attachment; 11] = [
     },
     Attachment {
         program: "process_fork",
+        probe: Probe::Classic,
         category: "sched",
         event: "sched_process_fork",
         required: true,
@@ -117,6 +145,7 @@ const ATTACHMENTS: [Attachment; 11] = [
     },
     Attachment {
         program: "process_exec",
+        probe: Probe::Classic,
         category: "sched",
         event: "sched_process_exec",
         required: true,
@@ -124,12 +153,18 @@ const ATTACHMENTS: [Attachment; 11] = [
     },
     Attachment {
         program: "process_exit",
+        probe: Probe::Classic,
         category: "sched",
         event: "sched_process_exit",
         required: true,
         without: "",
     },
 ];
+
+/// Fault records wake the reader when this fraction of the ring buffer is waiting; the reader's
+/// timer drains it otherwise. An eighth leaves room for seven more eighths of a burst before
+/// anything is dropped.
+const WAKEUP_FRACTION: u32 = 8;
 
 /// How the probes should filter.
 #[derive(Clone, Copy, Debug)]
@@ -165,19 +200,34 @@ impl Probes {
     pub fn load(options: ProbeOptions) -> Result<(Probes, RingBuf<MapData>, ProbeMaps)> {
         check_memcg_enabled()?;
         let tracefs = Tracefs::find_or_mount()?;
+        let btf = KernelBtf::load()?;
         let mut features = FeatureReport::default();
+        let mut usable = Vec::new();
         for attachment in &ATTACHMENTS {
             let name = format!("{}:{}", attachment.category, attachment.event);
-            if !tracefs.has_event(attachment.category, attachment.event) {
-                if attachment.required {
-                    bail!(
-                        "this kernel lacks the tracepoint {name}, which cowtrace needs \
-                         (see README: Requirements)"
-                    );
-                }
-                features
+            let problem = if !tracefs.has_event(attachment.category, attachment.event) {
+                Some("absent".to_string())
+            } else if let Probe::Raw(expected) = attachment.probe {
+                let found = btf.tracepoint_args(attachment.event)?;
+                (found != expected).then(|| {
+                    format!(
+                        "arguments ({}) are not the ({}) cowtrace reads",
+                        found.join(", "),
+                        expected.join(", ")
+                    )
+                })
+            } else {
+                None
+            };
+            match problem {
+                None => usable.push(attachment),
+                Some(problem) if attachment.required => bail!(
+                    "this kernel's tracepoint {name}, which cowtrace needs, is unusable: \
+                     {problem} (see README: Requirements)"
+                ),
+                Some(problem) => features
                     .turned_off
-                    .push(format!("{name} (absent: {})", attachment.without));
+                    .push(format!("{name} ({problem}: {})", attachment.without)),
             }
         }
         let syscalls = SyscallPlan::read(&tracefs)?;
@@ -186,10 +236,14 @@ impl Probes {
                 "{left_out}: its mapping changes or fork cost are not recorded"
             ));
         }
-        let config = probe_config(&tracefs, &syscalls, options)?;
+        let config = probe_config(&tracefs, &btf, &syscalls, options)?;
+        drop(btf);
 
         let mut ebpf = EbpfLoader::new()
             .override_global("CONFIG", &config, true)
+            // INFLIGHT is task storage, which aya has no user-space type for: only the kernel
+            // side uses it.
+            .allow_unsupported_maps()
             .map_max_entries("EVENTS", options.ring_buffer_bytes)
             .load(EBPF_OBJECT)
             .context("loading the eBPF programs into the kernel")?;
@@ -197,17 +251,16 @@ impl Probes {
         let logger = aya_log::EbpfLogger::init(&mut ebpf)
             .map_err(|error| log::debug!("no eBPF logger: {error}"))
             .ok();
-        for attachment in &ATTACHMENTS {
-            if tracefs.has_event(attachment.category, attachment.event) {
-                attach(
-                    &mut ebpf,
-                    attachment.program,
-                    attachment.category,
-                    attachment.event,
-                )?;
-                features
-                    .attached
-                    .push(format!("{}:{}", attachment.category, attachment.event));
+        // page_alloc first, alone: frame numbers need the page array's base, found with it
+        // before any fault can be traced.
+        usable.sort_by_key(|attachment| attachment.program != "page_alloc");
+        for (index, attachment) in usable.iter().enumerate() {
+            attach(&mut ebpf, attachment)?;
+            features
+                .attached
+                .push(format!("{}:{}", attachment.category, attachment.event));
+            if index == 0 {
+                frames::calibrate(&mut ebpf, config.struct_page_size, page_size())?;
             }
         }
         let mut arg_counts: HashMap<_, u32, u32> = HashMap::try_from(
@@ -220,7 +273,7 @@ impl Probes {
         for (syscall, _) in &syscalls.syscalls {
             for (program, event) in [("syscall_enter", "sys_enter"), ("syscall_exit", "sys_exit")] {
                 let event = format!("{event}_{}", syscall.name);
-                attach(&mut ebpf, program, "syscalls", &event)?;
+                attach_classic(&mut ebpf, program, "syscalls", &event)?;
                 features.attached.push(format!("syscalls:{event}"));
             }
         }
@@ -256,11 +309,13 @@ impl Probes {
         self.flush_logs();
         std::thread::scope(|scope| {
             for (name, program) in self.ebpf.programs_mut() {
-                let Ok(program) = <&mut TracePoint>::try_from(program) else {
-                    continue;
-                };
                 scope.spawn(move || {
-                    if let Err(error) = program.unload() {
+                    let unloaded = match program {
+                        Program::TracePoint(program) => program.unload(),
+                        Program::RawTracePoint(program) => program.unload(),
+                        _ => Ok(()),
+                    };
+                    if let Err(error) = unloaded {
                         log::warn!("unloading {name}: {error}");
                     }
                 });
@@ -295,11 +350,34 @@ impl ProbeMaps {
 }
 
 /// Loads a program on first use and attaches it to one tracepoint.
-fn attach(ebpf: &mut Ebpf, program_name: &str, category: &str, event: &str) -> Result<()> {
-    let program: &mut TracePoint = ebpf
-        .program_mut(program_name)
-        .with_context(|| format!("program {program_name} missing from the object"))?
-        .try_into()?;
+fn attach(ebpf: &mut Ebpf, attachment: &Attachment) -> Result<()> {
+    match attachment.probe {
+        Probe::Classic => attach_classic(
+            ebpf,
+            attachment.program,
+            attachment.category,
+            attachment.event,
+        ),
+        Probe::Raw(_) => {
+            let program: &mut RawTracePoint = program(ebpf, attachment.program)?.try_into()?;
+            if program.fd().is_err() {
+                program.load().with_context(|| {
+                    format!("the kernel refused program {}", attachment.program)
+                })?;
+            }
+            program.attach(attachment.event).with_context(|| {
+                format!(
+                    "attaching {} to the raw tracepoint {}",
+                    attachment.program, attachment.event
+                )
+            })?;
+            Ok(())
+        }
+    }
+}
+
+fn attach_classic(ebpf: &mut Ebpf, program_name: &str, category: &str, event: &str) -> Result<()> {
+    let program: &mut TracePoint = program(ebpf, program_name)?.try_into()?;
     if program.fd().is_err() {
         program
             .load()
@@ -311,16 +389,23 @@ fn attach(ebpf: &mut Ebpf, program_name: &str, category: &str, event: &str) -> R
     Ok(())
 }
 
+fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Program> {
+    ebpf.program_mut(name)
+        .with_context(|| format!("program {name} missing from the object"))
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}
+
 /// Settings for the eBPF side from this kernel's format files and BTF.
 fn probe_config(
     tracefs: &Tracefs,
+    btf: &KernelBtf,
     syscalls: &SyscallPlan,
     options: ProbeOptions,
 ) -> Result<ProbeConfig> {
-    let btf = KernelBtf::load()?;
-    let fault = tracefs.format("exceptions", "page_fault_user")?;
-    let alloc = tracefs.format("kmem", "mm_page_alloc")?;
-    let memcg = tracefs.format("memcg", "count_memcg_events")?;
     let newtask = tracefs.format("task", "task_newtask")?;
     let fork = tracefs.format("sched", "sched_process_fork")?;
     let exec = tracefs.format("sched", "sched_process_exec")?;
@@ -346,27 +431,15 @@ fn probe_config(
     } else {
         OFFSET_ABSENT
     };
-    // page_fault_kernel shares page_fault_user's layout (one event class); check it anyway.
-    if tracefs.has_event("exceptions", "page_fault_kernel") {
-        let kernel = tracefs.format("exceptions", "page_fault_kernel")?;
-        if kernel.fields != fault.fields {
-            bail!(
-                "exceptions:page_fault_kernel and page_fault_user differ in layout on this kernel"
-            );
-        }
-    }
     Ok(ProbeConfig {
         tracer_tgid: std::process::id(),
         trace_all: options.trace_all as u32,
         item_pgfault: btf.enum_value("vm_event_item", "PGFAULT")?,
         item_pgmajfault: btf.enum_value("vm_event_item", "PGMAJFAULT")?,
         migrate_movable: btf.enum_value("migratetype", "MIGRATE_MOVABLE")?,
-        fault_address: fault.offset("address", 8)?,
-        fault_error_code: fault.offset("error_code", 8)?,
-        alloc_pfn: alloc.offset("pfn", 8)?,
-        alloc_order: alloc.offset("order", 4)?,
-        alloc_migratetype: alloc.offset("migratetype", 4)?,
-        memcg_item: memcg.offset("item", 4)?,
+        struct_page_size: btf.struct_size("page")?,
+        // Probes::load calibrates on the thread that builds the configuration.
+        calibration_tid: unsafe { libc::gettid() } as u32,
         newtask_pid: newtask.offset("pid", 4)?,
         newtask_clone_flags: newtask.offset("clone_flags", 8)?,
         fork_child_pid: fork.offset("child_pid", 4)?,
@@ -381,7 +454,7 @@ fn probe_config(
         map_pages_index,
         map_pages_last_index,
         cache_fill_order,
-        reserved: 0,
+        wakeup_bytes: options.ring_buffer_bytes / WAKEUP_FRACTION,
     })
 }
 
