@@ -107,7 +107,8 @@ pub enum Counter {
     /// Faults that started but never ended in accounting: a bad address (SIGSEGV), a thread
     /// that died mid-fault, or a start that a newer start replaced.
     FaultsIncomplete = 2,
-    /// Fault starts that found the per-thread state map full: their fault is not recorded.
+    /// Fault starts that got no per-thread state slot (the kernel could not allocate the
+    /// thread's task storage, or it was busy in an interrupted program): not recorded.
     InflightMapFull = 3,
     /// Forks of traced processes whose child could not be added to the traced set.
     TracedSetFull = 4,

@@ -105,7 +105,7 @@ pub fn summary(table: &ProcessTable, end: &EndLine, page_size: u64) -> String {
     if end.inflight_map_full > 0 || end.traced_set_full > 0 {
         let _ = writeln!(
             out,
-            "not followed: {} faults (thread state map full), {} children (traced set full)",
+            "not followed: {} faults (no fault slot for the thread), {} children (traced set full)",
             end.inflight_map_full, end.traced_set_full
         );
     }
