@@ -102,7 +102,8 @@ pub struct Interrupts {
 pub const INTERRUPTS_SHOWN: [(&str, &str); 4] = [
     (
         "IWI",
-        "IRQ work; under cowtrace, a ring-buffer commit that found the reader waiting wakes it",
+        "IRQ work; under cowtrace, a ring-buffer commit that wakes the reader: a fault record \
+         only once an eighth of the buffer waits, a process or syscall record at once",
     ),
     (
         "CAL",
@@ -499,12 +500,14 @@ fn workload_profile(bench: &Bench, traced: bool) -> Result<Vec<SymbolShare>> {
 }
 
 /// Whether a kernel symbol belongs to the tracing machinery rather than to the fault itself:
-/// BPF programs and helpers, their maps, the ring buffer, the tracepoint glue that calls them,
-/// the clock they read, the probe reads of tracepoint fields.
+/// BPF programs and helpers, their maps and task storage, the ring buffer, the tracepoint glue
+/// that calls them (raw: `__bpf_trace_*`, `bpf_trace_run*`; classic: `perf_trace_*`,
+/// `trace_call_bpf`), the clock they read, the probe reads of fields.
 pub fn is_tracing_symbol(symbol: &str) -> bool {
-    const PREFIXES: [&str; 7] = [
+    const PREFIXES: [&str; 8] = [
         "bpf_",
         "__bpf",
+        "__traceiter_",
         "perf_trace",
         "trace_call_bpf",
         "copy_from_kernel_nofault",
@@ -614,6 +617,11 @@ mod tests {
         for symbol in [
             "bpf_prog_b8910d41bfa75504_fault_end",
             "__bpf_ringbuf_reserve",
+            "__bpf_trace_count_memcg_events",
+            "bpf_trace_run3",
+            "__traceiter_mm_page_alloc",
+            "bpf_task_storage_get",
+            "bpf_local_storage_lookup",
             "__htab_map_lookup_elem",
             "trace_call_bpf",
             "perf_trace_mm_page_alloc",

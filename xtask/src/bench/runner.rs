@@ -38,8 +38,13 @@ pub enum Config {
     BpftraceRecords,
     /// `perf trace -F all --no-syscalls`: a line per fault, no classification.
     PerfTrace,
-    /// `bench/tracepoint-floor.bt`: programs on cowtrace's four fault-path tracepoints that
-    /// return at once. What any tracer built on them pays before doing anything.
+    /// `cowtrace __probe-floor`: a program that returns at once on each of the four RAW
+    /// tracepoints cowtrace's fault path uses. cowtrace's floor: what the kernel charges for
+    /// calling any program there, which no change to cowtrace's programs can remove.
+    RawTracepointFloor,
+    /// `bench/tracepoint-floor.bt`: bpftrace programs that return at once on the same four
+    /// tracepoints in their CLASSIC form (bpftrace 0.17 cannot attach raw ones). The floor of
+    /// bpftrace and of perf-based tracers, which fill a perf record before calling anything.
     TracepointFloor,
     /// Two storms at once, one per core, no tracer.
     UntracedPair,
@@ -48,13 +53,14 @@ pub enum Config {
 }
 
 impl Config {
-    pub const ALL: [Config; 9] = [
+    pub const ALL: [Config; 10] = [
         Config::Untraced,
         Config::Cowtrace,
         Config::PerfStat,
         Config::BpftraceCounts,
         Config::BpftraceRecords,
         Config::PerfTrace,
+        Config::RawTracepointFloor,
         Config::TracepointFloor,
         Config::UntracedPair,
         Config::CowtracePair,
@@ -68,7 +74,12 @@ impl Config {
             Config::BpftraceCounts => "bpftrace, same classification (counts in maps)",
             Config::BpftraceRecords => "bpftrace, same classification (printf per fault)",
             Config::PerfTrace => "perf trace -F all",
-            Config::TracepointFloor => "floor: no-op BPF on the 4 fault-path tracepoints",
+            Config::RawTracepointFloor => {
+                "floor: no-op BPF on cowtrace's 4 raw fault-path tracepoints"
+            }
+            Config::TracepointFloor => {
+                "classic floor: no-op BPF on the same 4 classic tracepoints (what bpftrace and perf pay)"
+            }
             Config::UntracedPair => "untraced, two storms at once",
             Config::CowtracePair => "cowtrace, two storms at once",
         }
@@ -94,7 +105,7 @@ impl Config {
     pub fn tool(self) -> Option<&'static str> {
         match self {
             Config::Untraced | Config::UntracedPair => None,
-            Config::Cowtrace | Config::CowtracePair => None,
+            Config::Cowtrace | Config::CowtracePair | Config::RawTracepointFloor => None,
             Config::PerfStat | Config::PerfTrace => Some("perf"),
             Config::BpftraceCounts | Config::BpftraceRecords | Config::TracepointFloor => {
                 Some("bpftrace")
@@ -102,6 +113,7 @@ impl Config {
         }
     }
 
+    /// `cowtrace trace`, whose summary and debug log the run reads.
     fn is_cowtrace(self) -> bool {
         matches!(self, Config::Cowtrace | Config::CowtracePair)
     }
@@ -232,6 +244,11 @@ impl Bench {
                     .args(storm);
                 cmd
             }
+            Config::RawTracepointFloor => {
+                let mut cmd = process::as_root(&self.cowtrace, &vars)?;
+                cmd.args(["__probe-floor", "--"]).args(storm);
+                cmd
+            }
             Config::PerfStat => {
                 let mut cmd = process::as_root("perf", &vars)?;
                 cmd.args(["stat", "-x", ",", "-o"])
@@ -328,7 +345,8 @@ impl Bench {
                 .with_context(|| format!("reading {}", tool_output.display()))
         };
         match config {
-            Config::Untraced | Config::UntracedPair => {}
+            // The floor's program does nothing: nothing seen, nothing to lose.
+            Config::Untraced | Config::UntracedPair | Config::RawTracepointFloor => {}
             Config::Cowtrace | Config::CowtracePair => {
                 // The summary goes to standard error, the workload's lines to standard output.
                 let stderr = fs::read_to_string(&stderr_path)?;
@@ -430,6 +448,64 @@ mod tests {
                 "1"
             ]
         );
+    }
+
+    #[test]
+    fn the_raw_floor_runs_the_storm_under_cowtrace_probe_floor() {
+        let bench = bench();
+        let storm = bench.storm_command(&["/s/storm-0.json".into()]);
+        let Ok(cmd) = bench.command(Config::RawTracepointFloor, &storm, Path::new("/s/out")) else {
+            assert!(!process::is_root());
+            return; // neither root nor sudo: as_root cannot build it
+        };
+        let words = words(&cmd);
+        // As root the words are exactly these; through sudo, `-E env VARS... /t/cowtrace` first.
+        assert!(
+            words.ends_with(&[
+                "__probe-floor".to_string(),
+                "--".into(),
+                "/t/cowtrace-workload".into(),
+                "fault-storm".into(),
+                "--report".into(),
+                "/s/storm-0.json".into(),
+            ]),
+            "{words:?}"
+        );
+        // The storm's size, but not the debug log only `cowtrace trace` is read for.
+        let vars: Vec<String> = cmd
+            .get_envs()
+            .map(|(key, _)| key.to_string_lossy().into_owned())
+            .chain(words.iter().cloned())
+            .collect();
+        assert!(
+            vars.iter().any(|var| var.starts_with(PAGES_VAR)),
+            "{vars:?}"
+        );
+        assert!(
+            !vars.iter().any(|var| var.starts_with("RUST_LOG")),
+            "{vars:?}"
+        );
+        if process::is_root() {
+            assert_eq!(cmd.get_program(), "/t/cowtrace");
+        }
+    }
+
+    #[test]
+    fn each_floor_needs_its_own_tool() {
+        assert_eq!(Config::RawTracepointFloor.tool(), None); // cowtrace, built by the bench
+        assert_eq!(Config::TracepointFloor.tool(), Some("bpftrace"));
+        assert_eq!(Config::RawTracepointFloor.baseline(), Config::Untraced);
+        assert!(Config::RawTracepointFloor.label().contains("raw"));
+        assert!(Config::TracepointFloor.label().contains("classic"));
+    }
+
+    #[test]
+    fn every_configuration_is_listed_once_with_its_own_label() {
+        let labels: std::collections::BTreeSet<&str> =
+            Config::ALL.iter().map(|config| config.label()).collect();
+        assert_eq!(labels.len(), Config::ALL.len());
+        let configs: std::collections::BTreeSet<Config> = Config::ALL.into_iter().collect();
+        assert_eq!(configs.len(), Config::ALL.len());
     }
 
     #[test]
