@@ -8,7 +8,13 @@ use cowtrace_common::{
     FaultKind, ForkKind,
     fault::{error_code, flags},
 };
-use serde::{Deserialize, Serialize};
+use serde::{
+    Deserialize, Deserializer as _, Serialize,
+    de::{
+        self, DeserializeSeed, IntoDeserializer as _, MapAccess, Visitor,
+        value::{BorrowedStrDeserializer, MapAccessDeserializer},
+    },
+};
 
 use super::{Record, comm_to_string};
 use crate::probes::syscalls::syscall_name;
@@ -25,6 +31,26 @@ pub enum JsonLine {
     Exit(ExitLine),
     Syscall(SyscallLine),
     End(EndLine),
+}
+
+impl JsonLine {
+    /// Parses one line: the same result as `serde_json::from_str`, in about half the time.
+    ///
+    /// serde reads an internally tagged enum by first buffering the whole object (the tag could
+    /// come last), which is most of the time it takes to read a large trace. cowtrace writes
+    /// `type` first, so such a line is read straight into its struct. Any other line, with the
+    /// tag elsewhere or not a line at all, goes through the derived `Deserialize`, which then
+    /// also words the error.
+    pub fn from_line(text: &str) -> serde_json::Result<JsonLine> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let tag_first = (&mut deserializer)
+            .deserialize_map(TagFirst)
+            .and_then(|line| deserializer.end().map(|()| line));
+        match tag_first {
+            Ok(Some(line)) => Ok(line),
+            _ => serde_json::from_str(text),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -255,6 +281,89 @@ impl From<&Record> for JsonLine {
     }
 }
 
+/// A line whose first key is `type`, read into the struct the tag names; `None` (or an error)
+/// for anything else, left to the derived `Deserialize`.
+struct TagFirst;
+
+impl<'de> Visitor<'de> for TagFirst {
+    type Value = Option<JsonLine>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON object starting with its `type`")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<JsonLine>, A::Error> {
+        if map.next_key::<&str>()? != Some("type") {
+            return Ok(None);
+        }
+        let tag: &str = map.next_value()?;
+        let rest = MapAccessDeserializer::new(AfterTag(map));
+        // The names `#[serde(tag = "type", rename_all = "snake_case")]` gives the variants.
+        Ok(Some(match tag {
+            "start" => JsonLine::Start(StartLine::deserialize(rest)?),
+            "fault" => JsonLine::Fault(FaultLine::deserialize(rest)?),
+            "fork" => JsonLine::Fork(ForkLine::deserialize(rest)?),
+            "exec" => JsonLine::Exec(ExecLine::deserialize(rest)?),
+            "exit" => JsonLine::Exit(ExitLine::deserialize(rest)?),
+            "syscall" => JsonLine::Syscall(SyscallLine::deserialize(rest)?),
+            "end" => JsonLine::End(EndLine::deserialize(rest)?),
+            _ => return Ok(None),
+        }))
+    }
+}
+
+/// The rest of a line's object after its tag. A second `type` key is an error, as it is for
+/// the derived `Deserialize` (a struct alone would ignore it as an unknown field).
+struct AfterTag<A>(A);
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for AfterTag<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        self.0.next_key_seed(NotTheTag(seed))
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.0.next_value_seed(seed)
+    }
+}
+
+/// Reads a key as text, refuses `type`, and hands it on to the struct's own key seed.
+struct NotTheTag<K>(K);
+
+impl<'de, K: DeserializeSeed<'de>> DeserializeSeed<'de> for NotTheTag<K> {
+    type Value = K::Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<K::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de, K: DeserializeSeed<'de>> Visitor<'de> for NotTheTag<K> {
+    type Value = K::Value;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a field name")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, key: &'de str) -> Result<K::Value, E> {
+        if key == "type" {
+            return Err(E::duplicate_field("type"));
+        }
+        self.0.deserialize(BorrowedStrDeserializer::new(key))
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<K::Value, E> {
+        if key == "type" {
+            return Err(E::duplicate_field("type"));
+        }
+        self.0.deserialize(key.into_deserializer())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use cowtrace_common::{FaultRecord, RecordHeader};
@@ -341,6 +450,105 @@ mod tests {
         assert_eq!(line.fault_kind(), Some(FaultKind::ZeroPage));
         assert_eq!((line.kernel_kind, line.mapping), (None, None));
         assert_eq!(line.fault_around_window_pages, 0);
+    }
+
+    #[test]
+    fn from_line_reads_what_the_derived_deserialize_reads() {
+        let same = |text: &str| {
+            let fast = JsonLine::from_line(text).map_err(|error| error.to_string());
+            let derived = serde_json::from_str::<JsonLine>(text).map_err(|error| error.to_string());
+            assert_eq!(fast, derived, "{text}");
+            fast
+        };
+        let JsonLine::Fault(fault) = JsonLine::from(&Record::Fault(FaultRecord {
+            header: RecordHeader::fault(3, 1, 7, 8),
+            address: 0x7f00_0000_3000,
+            kind: FaultKind::FileMinor as u32,
+            ..Default::default()
+        })) else {
+            panic!("not a fault line")
+        };
+        let lines = [
+            JsonLine::Start(StartLine {
+                schema: SCHEMA_VERSION,
+                cowtrace_version: "0.1.0".into(),
+                kernel: "6.1".into(),
+                page_size: 4096,
+                mode: "command".into(),
+                command: vec!["sh".into(), "-c".into(), "echo \"hi\"".into()],
+                pids: vec![7],
+                monotonic_ns: 1,
+                unix_ms: 2,
+                probes_attached: vec!["sched:sched_process_fork".into()],
+                probes_off: vec![],
+            }),
+            JsonLine::Fault(fault.attributed(
+                Some(FaultKind::FileMinor),
+                Some("/usr/lib/libc.so.6"),
+                Some(0x3000),
+            )),
+            JsonLine::Fork(ForkLine {
+                time_ns: 4,
+                cpu: 0,
+                pid: 7,
+                tid: 7,
+                child_pid: 9,
+                child_tid: 9,
+                clone_flags: 0x11,
+                fork_kind: "fork".into(),
+                comm: "sh".into(),
+            }),
+            JsonLine::Exec(ExecLine {
+                time_ns: 5,
+                cpu: 1,
+                pid: 9,
+                tid: 9,
+                old_tid: 9,
+                comm: "ls".into(),
+            }),
+            JsonLine::Exit(ExitLine {
+                time_ns: 6,
+                cpu: 1,
+                pid: 9,
+                tid: 9,
+                group_dead: true,
+                comm: "ls".into(),
+            }),
+            JsonLine::Syscall(SyscallLine {
+                time_ns: 7,
+                cpu: 0,
+                pid: 7,
+                tid: 7,
+                syscall: "mmap".into(),
+                args: vec![0, 4096, 3],
+                ret: -12,
+                latency_ns: 800,
+            }),
+            JsonLine::End(EndLine {
+                records_produced: 6,
+                command_exit_code: Some(1),
+                ..Default::default()
+            }),
+        ];
+        for line in lines {
+            let text = serde_json::to_string(&line).unwrap();
+            assert_eq!(same(&format!(" {text}\t")), Ok(line.clone()), "{text}");
+            assert_eq!(same(&text), Ok(line), "{text}");
+            assert!(same(&format!("{text}x")).is_err());
+            assert!(same(&text[..text.len() - 1]).is_err());
+        }
+        // The tag elsewhere, escaped, twice, unknown or of the wrong type; an escaped field.
+        let end = r#""records_produced":1,"records_received":1,"records_dropped":0,"faults_incomplete":0,"inflight_map_full":0,"traced_set_full":0,"duration_ns":2,"command_exit_code":null"#;
+        assert!(same(&format!(r#"{{{end},"type":"end"}}"#)).is_ok());
+        assert!(same(&format!(r#"{{"typ\u0065":"end",{end}}}"#)).is_ok());
+        assert!(same(&format!(r#"{{"type":"\u0065nd",{end}}}"#)).is_ok());
+        let escaped = end.replace("duration_ns", r"dur\u0061tion_ns");
+        assert!(same(&format!(r#"{{"type":"end",{escaped}}}"#)).is_ok());
+        assert!(same(&format!(r#"{{"type":"end",{end},"type":"end"}}"#)).is_err());
+        assert!(same(&format!(r#"{{"type":"End",{end}}}"#)).is_err());
+        assert!(same(&format!(r#"{{"type":1,{end}}}"#)).is_err());
+        assert!(same(r#"["end"]"#).is_err());
+        assert!(same("").is_err());
     }
 
     #[test]

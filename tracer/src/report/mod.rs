@@ -122,81 +122,40 @@ pub fn render(
 ) -> Result<Report> {
     progress.set_message("building the model");
     let data = data::build(trace, trace_name, workload);
-    let mut charts = Vec::new();
     // Four charts (the per-mapping ones are not drawn yet, see `mappings`).
-    progress.set_length(4);
+    let drawers: [DrawChart; 4] = [
+        pages_over_time_chart,
+        latency_chart,
+        address_space_chart,
+        seed_diagram_chart,
+    ];
+    progress.set_length(drawers.len() as u64);
     progress.set_position(0);
     progress.set_message("drawing charts");
-    if let Some(chart) = PagesOverTime::new(&data) {
-        let shown = chart.processes().len();
-        let of = data.busiest_processes().len();
-        charts.push(charts::render(
-            &chart,
-            "pages-over-time",
-            "Pages copied, reused and first touched over time".into(),
-            format!(
-                "Cumulative pages per process: copied (a COW copy or a private file copy made a \
-                 new frame), reused (a COW write kept the frame: nobody else mapped it any more) \
-                 and first touched (fresh anonymous memory). Dashed lines mark forks. {}",
-                if shown < of {
-                    format!("The {shown} processes with the most faults of {of} are drawn.")
-                } else {
-                    "Every process with such pages is drawn.".to_string()
-                }
-            ),
-        )?);
-    }
-    progress.inc(1);
-    if let Some(chart) = LatencyHistograms::new(&data) {
-        charts.push(charts::render(
-            &chart,
-            "fault-latency",
-            "Fault latency per kind".into(),
-            "How long faults took, from the fault's start to its end (probe cost included), \
-             one histogram per kind, all processes together; both axes are logarithmic, so the \
-             rare slow faults show next to the many fast ones. Faults whose start was not seen \
-             (taken through get_user_pages) have no latency and are left out."
-                .into(),
-        )?);
-    }
-    progress.inc(1);
-    if let Some(chart) = AddressSpace::new(&data) {
-        let thinned = if chart.thinned() {
-            format!(
-                " Panels with more than {} faults show an even sample of them.",
-                charts::address_space::MAX_POINTS
-            )
-        } else {
-            String::new()
-        };
-        charts.push(charts::render(
-            &chart,
-            "address-space",
-            "Faults over the address space and time".into(),
-            format!(
-                "Each dot is a fault: when (x) and where (y). The address axis is cut into {} \
-                 bands, one per range of touched addresses (labelled with its start and \
-                 length), so ranges far apart all stay visible; within a band, higher is a \
-                 higher address. The {} busiest processes are drawn.{thinned}",
-                chart.bands().len(),
-                chart.processes().len()
-            ),
-        )?);
-    }
-    progress.inc(1);
-    if let Some(chart) = SeedDiagram::new(&data) {
-        charts.push(charts::render(
-            &chart,
-            "seed-diagram",
-            "Parent and child page tables after fork".into(),
-            "Each row is a page of the region, at the same virtual address in both processes; \
-             arrows lead to the physical frame (PFN) each maps. A page neither wrote still maps \
-             one shared, read-only frame; a page one of them wrote points to a copy in the \
-             writer, while the other keeps the original frame."
-                .into(),
-        )?);
-    }
-    progress.inc(1);
+    // Each on a thread of its own: rasterizing them is much of the time left after reading the
+    // trace, and they are independent. Their order, and so the report, stays the same.
+    let drawn: Vec<Option<Result<Chart>>> = std::thread::scope(|scope| {
+        let drawing: Vec<_> = drawers
+            .iter()
+            .map(|draw| {
+                let data = &data;
+                scope.spawn(move || {
+                    let chart = draw(data);
+                    progress.inc(1);
+                    chart
+                })
+            })
+            .collect();
+        drawing
+            .into_iter()
+            .map(|chart| {
+                chart
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut charts = drawn.into_iter().flatten().collect::<Result<Vec<_>>>()?;
     charts.extend(mappings::mapping_charts(&data));
     let workload_name = workload.map(|report| report.workload.as_str());
     let document = document::build(&data, &charts, workload_name);
@@ -208,4 +167,85 @@ pub fn render(
         html,
         markdown,
     })
+}
+
+/// Draws one chart of the report; `None` when the trace has nothing for it.
+type DrawChart = fn(&ReportData) -> Option<Result<Chart>>;
+
+/// The pages-over-time chart; `None` when no process copied, reused or first touched a page.
+fn pages_over_time_chart(data: &ReportData) -> Option<Result<Chart>> {
+    let chart = PagesOverTime::new(data)?;
+    let shown = chart.processes().len();
+    let of = data.busiest_processes().len();
+    Some(charts::render(
+        &chart,
+        "pages-over-time",
+        "Pages copied, reused and first touched over time".into(),
+        format!(
+            "Cumulative pages per process: copied (a COW copy or a private file copy made a new \
+             frame), reused (a COW write kept the frame: nobody else mapped it any more) and \
+             first touched (fresh anonymous memory). Dashed lines mark forks. {}",
+            if shown < of {
+                format!("The {shown} processes with the most faults of {of} are drawn.")
+            } else {
+                "Every process with such pages is drawn.".to_string()
+            }
+        ),
+    ))
+}
+
+/// The fault latency histograms; `None` when the trace has no fault.
+fn latency_chart(data: &ReportData) -> Option<Result<Chart>> {
+    let chart = LatencyHistograms::new(data)?;
+    Some(charts::render(
+        &chart,
+        "fault-latency",
+        "Fault latency per kind".into(),
+        "How long faults took, from the fault's start to its end (probe cost included), one \
+         histogram per kind, all processes together; both axes are logarithmic, so the rare \
+         slow faults show next to the many fast ones. Faults whose start was not seen (taken \
+         through get_user_pages) have no latency and are left out."
+            .into(),
+    ))
+}
+
+/// Faults over the address space and time; `None` when no fault has an address.
+fn address_space_chart(data: &ReportData) -> Option<Result<Chart>> {
+    let chart = AddressSpace::new(data)?;
+    let thinned = if chart.thinned() {
+        format!(
+            " Panels with more than {} faults show an even sample of them.",
+            charts::address_space::MAX_POINTS
+        )
+    } else {
+        String::new()
+    };
+    Some(charts::render(
+        &chart,
+        "address-space",
+        "Faults over the address space and time".into(),
+        format!(
+            "Each dot is a fault: when (x) and where (y). The address axis is cut into {} bands, \
+             one per range of touched addresses (labelled with its start and length), so ranges \
+             far apart all stay visible; within a band, higher is a higher address. The {} \
+             busiest processes are drawn.{thinned}",
+            chart.bands().len(),
+            chart.processes().len()
+        ),
+    ))
+}
+
+/// The seed diagram; `None` when there is none (`data.seed` says why).
+fn seed_diagram_chart(data: &ReportData) -> Option<Result<Chart>> {
+    let chart = SeedDiagram::new(data)?;
+    Some(charts::render(
+        &chart,
+        "seed-diagram",
+        "Parent and child page tables after fork".into(),
+        "Each row is a page of the region, at the same virtual address in both processes; \
+         arrows lead to the physical frame (PFN) each maps. A page neither wrote still maps one \
+         shared, read-only frame; a page one of them wrote points to a copy in the writer, while \
+         the other keeps the original frame."
+            .into(),
+    ))
 }

@@ -2,8 +2,6 @@
 //! and in the child, as last seen in the trace (rebuilt by [`crate::model::frames`]), and what
 //! happened to it: still shared (read-only in both), or copied, and by whom.
 
-use std::collections::HashSet;
-
 use cowtrace_common::{FaultKind, ForkKind};
 use cowtrace_workloads::report::{Role, WorkloadReport};
 
@@ -205,12 +203,13 @@ pub fn build(
             let fork = process_forks
                 .iter()
                 .max_by_key(|fork| {
-                    let writes = cow_pages(faults, fork).len();
+                    let writes = cow_writes(faults, fork).count();
                     // Among equals, the earliest fork.
                     (writes, std::cmp::Reverse(fork.time_ns))
                 })
                 .expect("not empty");
-            let region = infer_region(&cow_pages(faults, fork), page_size).ok_or_else(|| {
+            let writes: Vec<u64> = cow_writes(faults, fork).collect();
+            let region = infer_region(&writes, page_size).ok_or_else(|| {
                 format!(
                     "after the fork of {} → {}, neither wrote to a shared page: nothing was \
                      copied or reused",
@@ -226,12 +225,17 @@ pub fn build(
     let unseen = vec![None; region.pages as usize];
     let parent_frames = frames.get(&parent_pid).unwrap_or(&unseen);
     let child_frames = frames.get(&child_pid).unwrap_or(&unseen);
-    let written_after_fork = |process: usize, kind: FaultKind| -> HashSet<usize> {
-        faults[process]
+    // Whether each page of the region was written so: a region can have many thousand pages.
+    let written_after_fork = |process: usize, kind: FaultKind| -> Vec<bool> {
+        let mut written = vec![false; region.pages as usize];
+        for page in faults[process]
             .iter()
             .filter(|fault| fault.time_ns >= fork.time_ns && fault.kind == Some(kind))
             .filter_map(|fault| region.page_of(fault.address))
-            .collect()
+        {
+            written[page] = true;
+        }
+        written
     };
     let parent_copied = written_after_fork(fork.parent, FaultKind::CowCopy);
     let child_copied = written_after_fork(fork.child, FaultKind::CowCopy);
@@ -241,13 +245,11 @@ pub fn build(
             let (parent_frame, child_frame) = (parent_frames[page], child_frames[page]);
             let state = match (parent_frame, child_frame) {
                 (Some(parent), Some(child)) if parent == child => PageState::Shared,
-                (Some(_), Some(_)) => {
-                    match (parent_copied.contains(&page), child_copied.contains(&page)) {
-                        (true, true) => PageState::CopiedByBoth,
-                        (true, false) => PageState::CopiedByParent,
-                        _ => PageState::CopiedByChild,
-                    }
-                }
+                (Some(_), Some(_)) => match (parent_copied[page], child_copied[page]) {
+                    (true, true) => PageState::CopiedByBoth,
+                    (true, false) => PageState::CopiedByParent,
+                    _ => PageState::CopiedByChild,
+                },
                 _ => PageState::Unknown,
             };
             SeedPage {
@@ -255,7 +257,7 @@ pub fn build(
                 parent_frame,
                 child_frame,
                 state,
-                parent_reused: parent_reused.contains(&page),
+                parent_reused: parent_reused[page],
             }
         })
         .collect();
@@ -289,16 +291,18 @@ pub fn build(
 
 /// Addresses of the copy-on-write writes (copies and reuses) of parent and child after the
 /// fork.
-fn cow_pages(faults: &[Vec<FaultPoint>], fork: &ForkEvent) -> Vec<u64> {
+fn cow_writes<'a>(
+    faults: &'a [Vec<FaultPoint>],
+    fork: &'a ForkEvent,
+) -> impl Iterator<Item = u64> + 'a {
     [fork.parent, fork.child]
-        .iter()
-        .flat_map(|&process| &faults[process])
+        .into_iter()
+        .flat_map(|process| &faults[process])
         .filter(|fault| {
             fault.time_ns >= fork.time_ns
                 && matches!(fault.kind, Some(FaultKind::CowCopy | FaultKind::CowReuse))
         })
         .map(|fault| fault.address)
-        .collect()
 }
 
 /// The page range of the densest cluster of `addresses` (most writes; the lowest on a tie).

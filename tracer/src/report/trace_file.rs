@@ -7,9 +7,8 @@
 //! so far are kept (a last line cut off mid-write is dropped) and the report says so.
 
 use std::{
-    fs::File,
-    io::{BufRead as _, BufReader, Read},
-    path::Path,
+    borrow::Cow, collections::VecDeque, fs::File, io::Read, num::NonZeroUsize, path::Path,
+    sync::mpsc,
 };
 
 use crate::records::json::{
@@ -117,57 +116,245 @@ pub fn read_path(path: &Path, partial: Partial) -> Result<TraceFile, TraceError>
     read(File::open(path)?, partial, |_| {})
 }
 
+/// Whole lines handed to a parsing thread at a time: enough that handing them over costs
+/// nothing next to parsing them.
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// Parsing threads at most: one reading thread checking the lines keeps up with about that many.
+const MAX_PARSERS: usize = 4;
+
 /// Reads a trace; `progress` is told how many bytes have been read so far.
+///
+/// Parsing the JSON is most of the work, so it is spread over threads: this one reads chunks
+/// of whole lines and hands them out in turn, then takes the parsed lines back in file order
+/// and checks them as one sequence, so every error is the one reading line by line would give.
 pub fn read(
     reader: impl Read,
     partial: Partial,
+    progress: impl FnMut(u64),
+) -> Result<TraceFile, TraceError> {
+    read_in_chunks(reader, CHUNK_BYTES, partial, progress)
+}
+
+fn read_in_chunks(
+    reader: impl Read,
+    chunk_bytes: usize,
+    partial: Partial,
     mut progress: impl FnMut(u64),
 ) -> Result<TraceFile, TraceError> {
-    let mut reader = BufReader::with_capacity(1 << 20, reader);
-    let mut trace: Option<TraceFile> = None;
-    let mut bytes_read = 0u64;
-    let mut line_number = 0usize;
-    let mut buffer = Vec::new();
-    loop {
-        buffer.clear();
-        let read = reader.read_until(b'\n', &mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        bytes_read += read as u64;
-        line_number += 1;
-        if line_number.is_multiple_of(4096) {
-            progress(bytes_read);
-        }
-        let ends_with_newline = buffer.last() == Some(&b'\n');
-        let text = String::from_utf8_lossy(&buffer);
-        let text = text.trim();
-        if text.is_empty() {
-            continue;
-        }
-        let parsed: Result<JsonLine, _> = serde_json::from_str(text);
-        let line = match parsed {
-            Ok(line) => line,
-            // Only the very last line can be cut off by a writer that stopped.
-            Err(_) if !ends_with_newline && trace.is_some() => {
-                let complete_lines = line_number - 1;
-                return finish_truncated(
-                    trace,
-                    partial,
-                    Truncation {
-                        complete_lines,
-                        dropped_partial_line: Some(line_number),
-                    },
-                );
+    let parsers = std::thread::available_parallelism()
+        .map_or(1, NonZeroUsize::get)
+        .min(MAX_PARSERS);
+    std::thread::scope(|scope| {
+        let parsers: Vec<mpsc::Sender<ParseJob>> = (0..parsers)
+            .map(|_| {
+                let (jobs, queue) = mpsc::channel::<ParseJob>();
+                scope.spawn(move || {
+                    for (chunk, done) in queue {
+                        // Nobody waits for it any more after an error: nothing to do then.
+                        let _ = done.send(parse_chunk(&chunk));
+                    }
+                });
+                jobs
+            })
+            .collect();
+        let mut checker = Checker::new(partial);
+        // Chunks being parsed, in file order, and a read error in its place among them. Two
+        // per parser: one to work on, one waiting, and memory bounded.
+        let mut pending = VecDeque::new();
+        let mut bytes_read = 0u64;
+        for (number, chunk) in Chunks::new(reader, chunk_bytes).enumerate() {
+            if pending.len() == 2 * parsers.len()
+                && let Some(oldest) = pending.pop_front()
+            {
+                checker.check(parsed(oldest)?)?;
             }
-            Err(error) => {
+            pending.push_back(chunk.and_then(|chunk| {
+                bytes_read += chunk.len() as u64;
+                progress(bytes_read);
+                let (done, parsed) = mpsc::channel();
+                parsers[number % parsers.len()]
+                    .send((chunk, done))
+                    .map_err(|_| parser_stopped())?;
+                Ok(parsed)
+            }));
+        }
+        while let Some(oldest) = pending.pop_front() {
+            checker.check(parsed(oldest)?)?;
+        }
+        checker.finish()
+    })
+}
+
+/// A chunk of whole lines and where its parsed lines go.
+type ParseJob = (Vec<u8>, mpsc::Sender<ParsedChunk>);
+
+/// The parsed lines of a chunk, once parsed.
+fn parsed(
+    pending: std::io::Result<mpsc::Receiver<ParsedChunk>>,
+) -> Result<ParsedChunk, TraceError> {
+    Ok(pending?.recv().map_err(|_| parser_stopped())?)
+}
+
+fn parser_stopped() -> std::io::Error {
+    std::io::Error::other("a thread parsing the trace stopped")
+}
+
+/// The lines of a reader, about `size` bytes at a time, each chunk ending with a newline but
+/// the last, which holds whatever follows the file's last newline.
+struct Chunks<R> {
+    reader: R,
+    size: usize,
+    /// What was read after the last newline: the beginning of the next chunk.
+    carry: Vec<u8>,
+    /// A read error, returned after the whole lines read before it.
+    error: Option<std::io::Error>,
+    done: bool,
+}
+
+impl<R: Read> Chunks<R> {
+    fn new(reader: R, size: usize) -> Self {
+        Chunks {
+            reader,
+            size,
+            carry: Vec::new(),
+            error: None,
+            done: false,
+        }
+    }
+}
+
+impl<R: Read> Iterator for Chunks<R> {
+    type Item = std::io::Result<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(error) = self.error.take() {
+            self.done = true;
+            return Some(Err(error));
+        }
+        if self.done {
+            return None;
+        }
+        let mut chunk = std::mem::take(&mut self.carry);
+        loop {
+            let searched = chunk.len();
+            chunk.reserve(self.size);
+            match (&mut self.reader)
+                .take(self.size as u64)
+                .read_to_end(&mut chunk)
+            {
+                Ok(0) => {
+                    self.done = true;
+                    return (!chunk.is_empty()).then_some(Ok(chunk));
+                }
+                Ok(_) => {}
+                Err(error) => self.error = Some(error),
+            }
+            let last_newline = chunk[searched..]
+                .iter()
+                .rposition(|&byte| byte == b'\n')
+                .map(|at| searched + at);
+            match (last_newline, self.error.is_some()) {
+                (Some(at), _) => {
+                    self.carry = chunk.split_off(at + 1);
+                    return Some(Ok(chunk));
+                }
+                (None, true) => {
+                    self.done = true;
+                    return self.error.take().map(Err);
+                }
+                // A line longer than a chunk: read on.
+                (None, false) => {}
+            }
+        }
+    }
+}
+
+/// One line, parsed.
+enum Parsed {
+    Blank,
+    Line(JsonLine),
+    Invalid(serde_json::Error),
+}
+
+struct ParsedChunk {
+    lines: Vec<Parsed>,
+    /// Whether its last line is whole: only the file's last line may lack its newline.
+    ends_with_newline: bool,
+}
+
+fn parse_chunk(chunk: &[u8]) -> ParsedChunk {
+    // The empty piece `split` gives after a final newline is no line.
+    let lines = chunk.strip_suffix(b"\n").unwrap_or(chunk);
+    ParsedChunk {
+        lines: lines.split(|&byte| byte == b'\n').map(parse_line).collect(),
+        ends_with_newline: chunk.ends_with(b"\n"),
+    }
+}
+
+fn parse_line(bytes: &[u8]) -> Parsed {
+    // `from_utf8_lossy` alone checks valid text (every line, nearly always) much more slowly
+    // than `from_utf8`.
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        return Parsed::Blank;
+    }
+    match JsonLine::from_line(text) {
+        Ok(line) => Parsed::Line(line),
+        Err(error) => Parsed::Invalid(error),
+    }
+}
+
+/// The lines of a trace in file order, checked to make one whole trace.
+struct Checker {
+    partial: Partial,
+    trace: Option<TraceFile>,
+    line_number: usize,
+    /// The last line, cut off mid-write: its number.
+    cut_off: Option<usize>,
+}
+
+impl Checker {
+    fn new(partial: Partial) -> Self {
+        Checker {
+            partial,
+            trace: None,
+            line_number: 0,
+            cut_off: None,
+        }
+    }
+
+    fn check(&mut self, chunk: ParsedChunk) -> Result<(), TraceError> {
+        let count = chunk.lines.len();
+        for (index, parsed) in chunk.lines.into_iter().enumerate() {
+            self.line_number += 1;
+            self.check_line(parsed, chunk.ends_with_newline || index + 1 < count)?;
+        }
+        Ok(())
+    }
+
+    fn check_line(&mut self, parsed: Parsed, ends_with_newline: bool) -> Result<(), TraceError> {
+        let line_number = self.line_number;
+        let line = match parsed {
+            Parsed::Blank => return Ok(()),
+            Parsed::Line(line) => line,
+            // Only the very last line can be cut off by a writer that stopped.
+            Parsed::Invalid(_) if !ends_with_newline && self.trace.is_some() => {
+                self.cut_off = Some(line_number);
+                return Ok(());
+            }
+            Parsed::Invalid(error) => {
                 return Err(TraceError::Malformed {
                     line: line_number,
                     message: error.to_string(),
                 });
             }
         };
-        let Some(current) = trace.as_mut() else {
+        let Some(current) = self.trace.as_mut() else {
             let JsonLine::Start(start) = line else {
                 return Err(TraceError::NoStart {
                     found: line_type(&line).to_string(),
@@ -179,13 +366,13 @@ pub fn read(
                     version: start.cowtrace_version,
                 });
             }
-            trace = Some(TraceFile {
+            self.trace = Some(TraceFile {
                 start,
                 events: Vec::new(),
                 end: None,
                 truncation: None,
             });
-            continue;
+            return Ok(());
         };
         if current.end.is_some() {
             return Err(TraceError::AfterEnd { line: line_number });
@@ -199,19 +386,32 @@ pub fn read(
             JsonLine::Exit(line) => current.events.push(Event::Exit(line)),
             JsonLine::Syscall(line) => current.events.push(Event::Syscall(line)),
         }
+        Ok(())
     }
-    progress(bytes_read);
-    match trace {
-        None => Err(TraceError::Empty),
-        Some(trace) if trace.end.is_some() => Ok(trace),
-        Some(_) => finish_truncated(
-            trace,
-            partial,
-            Truncation {
-                complete_lines: line_number,
-                dropped_partial_line: None,
-            },
-        ),
+
+    fn finish(self) -> Result<TraceFile, TraceError> {
+        if let Some(line_number) = self.cut_off {
+            return finish_truncated(
+                self.trace,
+                self.partial,
+                Truncation {
+                    complete_lines: line_number - 1,
+                    dropped_partial_line: Some(line_number),
+                },
+            );
+        }
+        match self.trace {
+            None => Err(TraceError::Empty),
+            Some(trace) if trace.end.is_some() => Ok(trace),
+            trace => finish_truncated(
+                trace,
+                self.partial,
+                Truncation {
+                    complete_lines: self.line_number,
+                    dropped_partial_line: None,
+                },
+            ),
+        }
     }
 }
 
@@ -251,6 +451,64 @@ mod tests {
 
     fn read_text(text: &str, partial: Partial) -> Result<TraceFile, TraceError> {
         read(text.as_bytes(), partial, |_| {})
+    }
+
+    /// What reading `text` in chunks of `size` bytes gives, errors included, as text.
+    fn read_chunked(text: &str, size: usize, partial: Partial) -> String {
+        format!(
+            "{:?}",
+            read_in_chunks(text.as_bytes(), size, partial, |_| {})
+        )
+    }
+
+    #[test]
+    fn chunks_of_any_size_read_as_line_by_line() {
+        let second = FAULT.replace("\"time_ns\":5", "\"time_ns\":6");
+        let texts = [
+            format!("{START}\n{FAULT}\r\n\n  \n{second}\n{END}\n"),
+            format!("{START}\n{FAULT}\n{END}"),
+            format!("{START}\n{FAULT}\n{{\"type\":\n{END}\n"),
+            format!("{START}\n{FAULT}\n{}", &FAULT[..40]),
+            format!("{START}\n{FAULT}\n"),
+            format!("{START}\n{END}\n{FAULT}\n"),
+            format!("\n{FAULT}\n{END}\n"),
+        ];
+        for text in &texts {
+            for partial in [Partial::Refuse, Partial::Allow] {
+                let whole = read_chunked(text, CHUNK_BYTES, partial);
+                for size in 1..=text.len() {
+                    assert_eq!(
+                        read_chunked(text, size, partial),
+                        whole,
+                        "{size} bytes: {text}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Gives up: a disk that fails.
+    struct Failing;
+
+    impl Read for Failing {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("the disk is gone"))
+        }
+    }
+
+    #[test]
+    fn a_read_error_comes_after_the_lines_read_before_it() {
+        for size in [1, 7, 100, CHUNK_BYTES] {
+            let read_then_fail = |text: &str| {
+                read_in_chunks(text.as_bytes().chain(Failing), size, Partial::Allow, |_| {})
+                    .unwrap_err()
+                    .to_string()
+            };
+            let error = read_then_fail(&format!("{START}\n{FAULT}\n"));
+            assert_eq!(error, "cannot read the trace: the disk is gone");
+            let error = read_then_fail(&format!("{START}\n{{\"type\":\n{FAULT}\n{FAULT}"));
+            assert!(error.starts_with("line 2 "), "{size} bytes: {error}");
+        }
     }
 
     #[test]
