@@ -21,8 +21,8 @@ const FAULT_RECORD_BYTES: u64 = 80;
 /// A fault record with the ring buffer's 8-byte header.
 const RECORD_BYTES: u64 = FAULT_RECORD_BYTES + 8;
 /// Fault records wake cowtrace's reader only once this fraction of the ring buffer waits
-/// (1/8, cowtrace's `WAKEUP_FRACTION`).
-const WAKEUP_FRACTION: u64 = 8;
+/// (1/2, cowtrace's `WAKEUP_FRACTION`).
+const WAKEUP_FRACTION: u64 = 2;
 /// Otherwise the reader drains the ring buffer on a timer of this period.
 const DRAIN_PERIOD_MS: u64 = 50;
 
@@ -678,7 +678,7 @@ fn bound_summary(out: &mut String, input: &ReportInput<'_>, profile: &Profile) {
             " Outside the programs, the storm under cowtrace took {:.0} IRQ-work and {:.0} \
              function-call interrupts more per 1000 records than untraced, both CPUs together \
              (waking the reader takes IRQ work on the faulting CPU; fault records wake it only \
-             once an eighth of the ring buffer waits){}.",
+             once half the ring buffer waits){}.",
             per_thousand("IWI"),
             per_thousand("CAL"),
             if input.machine.virtual_machine {
@@ -900,7 +900,7 @@ fn profile_section(out: &mut String, input: &ReportInput<'_>) {
          under cowtrace does not have; `fault_end` runs on every memcg event, returns at once \
          unless the event counts a fault, finishes the fault in the thread's task storage and \
          writes a record of {FAULT_RECORD_BYTES} bytes into the ring buffer (reserve, copy, \
-         submit). The submit wakes the reader only once an eighth of the ring buffer waits \
+         submit). The submit wakes the reader only once half the ring buffer waits \
          (about {} records at the default size); otherwise the reader drains it every \
          {DRAIN_PERIOD_MS} ms. The bpftrace script takes the same steps on the classic \
          tracepoints, which fill a perf record with every field before calling it, and keeps \
@@ -1052,7 +1052,7 @@ pub fn render(input: &ReportInput<'_>) -> String {
          buffer ({DEFAULT_RING_BUFFER_MIB} MiB by default, about {} records of {RECORD_BYTES} \
          bytes with their headers) holds a whole storm of this size: no loss here says that \
          nothing was lost, not that the reader keeps up. The million-record storm under \
-         *Collector* says that. Fault records wake cowtrace's reader only once an eighth of \
+         *Collector* says that. Fault records wake cowtrace's reader only once half of \
          that buffer (about {} records) waits; otherwise the reader drains it every \
          {DRAIN_PERIOD_MS} ms.{}\n",
         count(3.0 * input.pages as f64),

@@ -103,7 +103,7 @@ pub const INTERRUPTS_SHOWN: [(&str, &str); 4] = [
     (
         "IWI",
         "IRQ work; under cowtrace, a ring-buffer commit that wakes the reader: a fault record \
-         only once an eighth of the buffer waits, a process or syscall record at once",
+         only once half the buffer waits, a process or syscall record at once",
     ),
     (
         "CAL",
