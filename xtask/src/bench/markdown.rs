@@ -724,6 +724,12 @@ fn profile_section(out: &mut String, input: &ReportInput<'_>) {
             "cowtrace adds, per fault over untraced (medians)",
         ),
         (
+            Config::CowtraceReaderPaused,
+            "With cowtrace's reader stopped for the storm (its records wait in the ring buffer \
+             and are read after it), cowtrace adds: the kernel side alone; the difference from the line \
+             above is the reader's work competing with the storm for the machine",
+        ),
+        (
             Config::BpftraceCounts,
             "The bpftrace script, counting in maps, adds",
         ),
@@ -763,6 +769,11 @@ fn profile_section(out: &mut String, input: &ReportInput<'_>) {
             Config::RawTracepointFloor,
             "Beyond its raw-tracepoint floor, cowtrace's own work (its programs and what they \
              cause) adds",
+        ),
+        (
+            Config::CowtraceReaderPaused,
+            Config::RawTracepointFloor,
+            "Beyond its raw-tracepoint floor, cowtrace's programs alone (reader stopped) add",
         ),
         (
             Config::BpftraceCounts,

@@ -38,6 +38,10 @@ pub enum Config {
     BpftraceRecords,
     /// `perf trace -F all --no-syscalls`: a line per fault, no classification.
     PerfTrace,
+    /// `cowtrace trace` as [`Config::Cowtrace`], with its reader stopped (SIGSTOP) for the
+    /// storm: the records wait in the ring buffer, which holds a whole storm, and are read
+    /// after it. What the kernel side alone costs, without the reader's work competing.
+    CowtraceReaderPaused,
     /// `cowtrace __probe-floor`: a program that returns at once on each of the four RAW
     /// tracepoints cowtrace's fault path uses. cowtrace's floor: what the kernel charges for
     /// calling any program there, which no change to cowtrace's programs can remove.
@@ -53,9 +57,10 @@ pub enum Config {
 }
 
 impl Config {
-    pub const ALL: [Config; 10] = [
+    pub const ALL: [Config; 11] = [
         Config::Untraced,
         Config::Cowtrace,
+        Config::CowtraceReaderPaused,
         Config::PerfStat,
         Config::BpftraceCounts,
         Config::BpftraceRecords,
@@ -70,6 +75,9 @@ impl Config {
         match self {
             Config::Untraced => "untraced",
             Config::Cowtrace => "cowtrace (full records)",
+            Config::CowtraceReaderPaused => {
+                "cowtrace, reader paused during the storm (the kernel side alone)"
+            }
             Config::PerfStat => "perf stat -e page-faults,minor-faults,major-faults",
             Config::BpftraceCounts => "bpftrace, same classification (counts in maps)",
             Config::BpftraceRecords => "bpftrace, same classification (printf per fault)",
@@ -105,7 +113,10 @@ impl Config {
     pub fn tool(self) -> Option<&'static str> {
         match self {
             Config::Untraced | Config::UntracedPair => None,
-            Config::Cowtrace | Config::CowtracePair | Config::RawTracepointFloor => None,
+            Config::Cowtrace
+            | Config::CowtraceReaderPaused
+            | Config::CowtracePair
+            | Config::RawTracepointFloor => None,
             Config::PerfStat | Config::PerfTrace => Some("perf"),
             Config::BpftraceCounts | Config::BpftraceRecords | Config::TracepointFloor => {
                 Some("bpftrace")
@@ -115,7 +126,10 @@ impl Config {
 
     /// `cowtrace trace`, whose summary and debug log the run reads.
     fn is_cowtrace(self) -> bool {
-        matches!(self, Config::Cowtrace | Config::CowtracePair)
+        matches!(
+            self,
+            Config::Cowtrace | Config::CowtraceReaderPaused | Config::CowtracePair
+        )
     }
 }
 
@@ -187,6 +201,12 @@ const PAIR_SCRIPT: &str = r#"taskset -c 0 "$0" fault-storm --report "$1" & first
 taskset -c 1 "$0" fault-storm --report "$2"; second=$?
 wait "$first" && exit "$second""#;
 
+/// `sh -c PAUSED_READER_SCRIPT STORM...` under `cowtrace trace`: the tracer (the shell's
+/// parent) is stopped while the storm runs, and continued whatever the storm's outcome.
+const PAUSED_READER_SCRIPT: &str = r#"kill -STOP "$PPID" || exit 1
+"$0" "$@"; status=$?
+kill -CONT "$PPID"; exit "$status""#;
+
 impl Bench {
     /// The workload's command line, writing its reports to `reports`.
     fn storm_command(&self, reports: &[PathBuf]) -> Vec<OsString> {
@@ -241,6 +261,15 @@ impl Bench {
             Config::Cowtrace | Config::CowtracePair => {
                 let mut cmd = process::as_root(&self.cowtrace, &vars)?;
                 cmd.args(["trace", "-q", "--json", "/dev/null", "--"])
+                    .args(storm);
+                cmd
+            }
+            Config::CowtraceReaderPaused => {
+                // The traced shell stops its parent, the tracer, runs the storm, and lets the
+                // tracer go on; the tracer then reads the storm's records from the ring buffer.
+                let mut cmd = process::as_root(&self.cowtrace, &vars)?;
+                cmd.args(["trace", "-q", "--json", "/dev/null", "--", "/bin/sh", "-c"])
+                    .arg(PAUSED_READER_SCRIPT)
                     .args(storm);
                 cmd
             }
@@ -347,7 +376,7 @@ impl Bench {
         match config {
             // The floor's program does nothing: nothing seen, nothing to lose.
             Config::Untraced | Config::UntracedPair | Config::RawTracepointFloor => {}
-            Config::Cowtrace | Config::CowtracePair => {
+            Config::Cowtrace | Config::CowtraceReaderPaused | Config::CowtracePair => {
                 // The summary goes to standard error, the workload's lines to standard output.
                 let stderr = fs::read_to_string(&stderr_path)?;
                 let summary = outputs::cowtrace_summary(&stderr)
@@ -448,6 +477,41 @@ mod tests {
                 "1"
             ]
         );
+    }
+
+    #[test]
+    fn the_paused_reader_runs_the_storm_in_a_shell_that_stops_and_continues_the_tracer() {
+        let bench = bench();
+        let storm = bench.storm_command(&["/s/storm-0.json".into()]);
+        let Ok(cmd) = bench.command(Config::CowtraceReaderPaused, &storm, Path::new("/s/out"))
+        else {
+            assert!(!process::is_root());
+            return; // neither root nor sudo: as_root cannot build it
+        };
+        let words = words(&cmd);
+        assert!(
+            words.ends_with(&[
+                "trace".to_string(),
+                "-q".into(),
+                "--json".into(),
+                "/dev/null".into(),
+                "--".into(),
+                "/bin/sh".into(),
+                "-c".into(),
+                PAUSED_READER_SCRIPT.into(),
+                "/t/cowtrace-workload".into(),
+                "fault-storm".into(),
+                "--report".into(),
+                "/s/storm-0.json".into(),
+            ]),
+            "{words:?}"
+        );
+        // Stopped before the storm, continued after it even when it fails.
+        let stop = PAUSED_READER_SCRIPT.find("-STOP").unwrap();
+        let storm_runs = PAUSED_READER_SCRIPT.find(r#""$0" "$@""#).unwrap();
+        let cont = PAUSED_READER_SCRIPT.find("-CONT").unwrap();
+        assert!(stop < storm_runs && storm_runs < cont);
+        assert!(!PAUSED_READER_SCRIPT.contains(r#""$@" &&"#));
     }
 
     #[test]
