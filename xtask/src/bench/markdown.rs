@@ -726,8 +726,8 @@ fn profile_section(out: &mut String, input: &ReportInput<'_>) {
         (
             Config::CowtraceReaderPaused,
             "With cowtrace's reader stopped for the storm (its records wait in the ring buffer \
-             and are read after it), cowtrace adds: the kernel side alone; the difference from the line \
-             above is the reader's work competing with the storm for the machine",
+             and are read after it: the kernel side alone; what the line above adds beyond \
+             this is the reader's work competing with the storm), cowtrace adds",
         ),
         (
             Config::BpftraceCounts,
