@@ -197,8 +197,12 @@ fn map_populate_leaves_no_fault_in_the_mapping() {
     assert!(faults_in(&lines, &report, populate).is_empty());
     // mmap faulted the pages in itself, through get_user_pages: faults without an address,
     // at least one per 16-page fault-around window, inside the mmap call.
+    // The last mmap that returned the mapping's address: the workload first reserves an
+    // aligned range (a plain mmap that returns the same address whenever it happens to land
+    // aligned) and then maps the file over it with MAP_FIXED | MAP_POPULATE.
     let call = lines
         .iter()
+        .rev()
         .find_map(|line| match line {
             JsonLine::Syscall(call)
                 if call.syscall == "mmap" && call.ret as u64 == populate.start =>
