@@ -263,7 +263,11 @@ impl Probes {
                 .attached
                 .push(format!("{}:{}", attachment.category, attachment.event));
             if index == 0 {
-                frames::calibrate(&mut ebpf, config.struct_page_size, page_size())?;
+                frames::calibrate(
+                    &mut ebpf,
+                    config.struct_page_size,
+                    crate::commands::trace::page_size() as usize,
+                )?;
             }
         }
         let mut arg_counts: HashMap<_, u32, u32> = HashMap::try_from(
@@ -395,11 +399,6 @@ fn attach_classic(ebpf: &mut Ebpf, program_name: &str, category: &str, event: &s
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Program> {
     ebpf.program_mut(name)
         .with_context(|| format!("program {name} missing from the object"))
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
 }
 
 /// Settings for the eBPF side from this kernel's format files and BTF.
